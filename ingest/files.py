@@ -1,0 +1,42 @@
+"""Cheap checks on a file before any PDF library is loaded: existence, size, magic, hash.
+
+Kept free of heavy imports so that re-indexing an unchanged file costs only a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from adaptsum.errors import DocumentError
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash that names a document version; read in blocks to bound memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_pdf_file(path: Path) -> None:
+    """Reject what is plainly not a readable PDF before handing it to MuPDF.
+
+    Raises:
+        DocumentError: missing, a directory, unreadable, empty, or without a PDF header.
+    """
+    if not path.exists():
+        raise DocumentError(path, "no such file")
+    if path.is_dir():
+        raise DocumentError(path, "is a directory, not a PDF file")
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+    except PermissionError:
+        raise DocumentError(path, "permission denied") from None
+    if size == 0:
+        raise DocumentError(path, "empty file (0 bytes)")
+    if b"%PDF-" not in head:
+        raise DocumentError(path, "not a PDF (no %PDF- header)")

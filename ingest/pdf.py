@@ -1,0 +1,165 @@
+"""Load a PDF page by page with PyMuPDF into LangChain `Document`s with page metadata.
+
+Lines are re-joined into paragraphs from their geometry: a line that runs to the
+right margin was wrapped by the layout, so it continues on the next line; a shorter
+line ends a paragraph, list item or heading. Korean PDFs (Notion, Word) wrap between
+any two syllables and drop the space when the break falls on one, so a Hangul wrap
+gets a space back only after a syllable that usually ends a word (a particle or verb
+ending such as 을/는/의/고); elsewhere the syllables are re-joined.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymupdf
+from langchain_core.documents import Document
+
+from adaptsum.errors import DocumentError
+from adaptsum.ingest.files import check_pdf_file, file_sha256
+
+_CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7a3]")
+_WORD_FINAL_HANGUL = frozenset("을를은는의와과고며면서한된인로도에게께요다")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+_HYPHENATED = re.compile(r"([a-z])-\n([a-z])")
+_LIGATURES = re.compile(r"[\ufb00-\ufb06]")  # ﬁ, ﬂ, ﬀ, ...
+
+
+@dataclass(frozen=True)
+class LoadedPdf:
+    """A PDF's text pages plus what the index and the user need to know about it."""
+
+    path: Path
+    sha256: str
+    title: str
+    total_pages: int
+    pages: list[Document]
+    """Pages with text; metadata: source, sha256, page (1-based), total_pages, title."""
+
+    @property
+    def skipped_pages(self) -> int:
+        """Pages without a text layer (blank, or images needing OCR)."""
+        return self.total_pages - len(self.pages)
+
+
+def load_pdf(path: str | Path) -> LoadedPdf:
+    """Read every page's text; raise `DocumentError` for unusable files.
+
+    Raises:
+        DocumentError: missing, empty, not a PDF, corrupt or truncated, encrypted,
+            or without any text layer.
+    """
+    path = Path(path).expanduser().resolve()
+    check_pdf_file(path)
+    sha = file_sha256(path)
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as exc:  # MuPDF's own errors vary by version
+        raise DocumentError(path, f"corrupt PDF, cannot be opened ({_short(exc)})") from None
+    with doc:
+        if doc.needs_pass:
+            raise DocumentError(path, "encrypted PDF: a password is needed to read it")
+        texts, lost = _page_texts(doc)
+        if doc.is_repaired and (lost or not any(texts)):
+            raise DocumentError(
+                path, "damaged or truncated PDF (MuPDF had to rebuild it and pages are unreadable)"
+            )
+        if not any(texts):
+            raise DocumentError(
+                path,
+                f"no text layer in any of its {doc.page_count} pages (scanned or image-only "
+                "PDF): run OCR first, e.g. `ocrmypdf in.pdf out.pdf`",
+            )
+        title = _title(doc, texts)
+        total = doc.page_count
+    pages = [
+        Document(
+            page_content=text,
+            metadata={
+                "source": str(path),
+                "sha256": sha,
+                "page": number,
+                "total_pages": total,
+                "title": title,
+            },
+        )
+        for number, text in enumerate(texts, start=1)
+        if text
+    ]
+    return LoadedPdf(path=path, sha256=sha, title=title, total_pages=total, pages=pages)
+
+
+def _page_texts(doc: pymupdf.Document) -> tuple[list[str], int]:
+    """Normalised text per page and how many pages MuPDF failed to read."""
+    texts: list[str] = []
+    lost = 0
+    for page in doc:
+        try:
+            blocks = page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]
+        except Exception:
+            texts.append("")
+            lost += 1
+            continue
+        texts.append(normalise(_join_lines(blocks)))
+    return texts, lost
+
+
+def _join_lines(blocks: list[dict]) -> str:
+    lines: list[tuple[str, float, float]] = []  # text, x1, font size
+    for block in blocks:
+        for line in block.get("lines", []):
+            text = "".join(span["text"] for span in line["spans"]).strip()
+            if text:
+                size = max(span["size"] for span in line["spans"])
+                lines.append((text, line["bbox"][2], size))
+        if lines and lines[-1][0] != "\n":
+            lines.append(("\n", 0.0, 0.0))  # blocks always end a paragraph
+    if not lines:
+        return ""
+    right = max(x1 for _, x1, _ in lines)
+    out: list[str] = []
+    for (text, x1, size), nxt in zip(lines, [*lines[1:], ("\n", 0.0, 0.0)], strict=True):
+        if text == "\n":
+            out.append("\n")
+            continue
+        out.append(text)
+        wrapped = x1 >= right - 2.5 * max(size, 1.0) and nxt[0] != "\n"
+        if not wrapped:
+            out.append("\n")
+        elif _CJK.match(text[-1]) and _CJK.match(nxt[0][0]):
+            if text[-1] in _WORD_FINAL_HANGUL:
+                out.append(" ")
+        elif text.endswith("-") and text[-2:-1].islower() and nxt[0][:1].islower():
+            out[-1] = text + "\n"  # let the hyphen rule below decide
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
+def normalise(text: str) -> str:
+    """NFC, ligatures unfolded, hyphenation at line ends undone, whitespace collapsed.
+
+    Not NFKC: it would turn Hangul compatibility jamo (ㄱ, ㅡ) into conjoining ones.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    text = _HYPHENATED.sub(r"\1\2", text)
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _MANY_NEWLINES.sub("\n\n", text).strip()
+
+
+def _title(doc: pymupdf.Document, texts: list[str]) -> str:
+    meta = (doc.metadata or {}).get("title", "").strip()
+    if meta:
+        return meta
+    first = next((t for t in texts if t), "")
+    return first.split("\n", 1)[0][:120]
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__

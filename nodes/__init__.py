@@ -1,0 +1,1 @@
+"""Graph nodes: plain functions `(state, runtime) -> dict` of state updates."""

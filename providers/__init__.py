@@ -1,0 +1,1 @@
+"""Pluggable pieces behind stable interfaces: tokenizer, embeddings (later: chat models)."""

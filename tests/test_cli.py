@@ -1,0 +1,152 @@
+"""The `adaptsum` command: results with pages, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptsum.cli import main
+
+from helpers import EN_SAMPLE, EXAMPLES, KO_SAMPLE
+
+EXPECTED_PROBLEMS = {
+    "missing": "no such file",
+    "empty": "empty file (0 bytes)",
+    "not_pdf": "not a PDF",
+    "truncated": "damaged or truncated PDF",
+    "corrupt": "corrupt PDF",
+    "encrypted": "encrypted PDF",
+    "image_only": "no text layer",
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _snapshot(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[list, list]:
+    code, out, _ = run(capsys, "docs", "--json", "--data-dir", str(data_dir))
+    assert code == 0
+    code, hits, _ = run(
+        capsys, "search", "한글 창제", "--json", "-k", "3", "--data-dir", str(data_dir)
+    )
+    assert code == 0
+    return json.loads(out), json.loads(hits)
+
+
+def test_index_docs_search(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, out, err = run(capsys, "index", str(EXAMPLES), "--data-dir", str(data_dir))
+    assert code == 0, err
+    assert out.count("indexed ") == 2
+    assert "done: 4 pages" in out and "(" in out and " s" in out.splitlines()[-1]
+    code, out, _ = run(capsys, "docs", "--data-dir", str(data_dir))
+    assert "한글의 역사와 원리" in out and "The James Webb Space Telescope" in out
+    code, out, _ = run(
+        capsys, "search", "한글날은 언제인가?", "-k", "2", "--data-dir", str(data_dir)
+    )
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first.startswith("1. [p") and "한글의 역사와 원리" in first and "score" in first
+    code, out, _ = run(
+        capsys,
+        "search",
+        "mirror",
+        "--doc",
+        "webb-telescope-en.pdf",
+        "--pages",
+        "1",
+        "--json",
+        "--data-dir",
+        str(data_dir),
+    )
+    hits = json.loads(out)
+    assert hits and {h["title"] for h in hits} == {"The James Webb Space Telescope"}
+    assert all(h["page_start"] == 1 for h in hits)
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED_PROBLEMS))
+def test_bad_input_one_line_and_index_intact(
+    kind: str,
+    bad_pdfs: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    data_dir: Path,
+) -> None:
+    assert run(capsys, "index", str(KO_SAMPLE), "--data-dir", str(data_dir))[0] == 0
+    before = _snapshot(data_dir, capsys)
+
+    code, out, err = run(capsys, "index", str(bad_pdfs[kind]), "--data-dir", str(data_dir))
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err  # one line, no traceback
+    assert lines[0].startswith("adaptsum: error: ")
+    assert str(bad_pdfs[kind].resolve()) in lines[0] or str(bad_pdfs[kind]) in lines[0]
+    assert EXPECTED_PROBLEMS[kind] in lines[0]
+    assert _snapshot(data_dir, capsys) == before
+
+
+def test_failing_file_does_not_stop_the_batch(
+    bad_pdfs: dict[str, Path], capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    code, out, err = run(
+        capsys,
+        "index",
+        str(bad_pdfs["encrypted"]),
+        str(EN_SAMPLE),
+        str(bad_pdfs["empty"]),
+        "--data-dir",
+        str(data_dir),
+    )
+    assert code == 1
+    assert len(err.strip().splitlines()) == 2
+    assert "indexed " in out and "webb-telescope-en.pdf" in out
+    assert "2 file(s) failed" in out
+
+
+def test_bad_flags_are_one_line(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, _, err = run(
+        capsys,
+        "index",
+        str(KO_SAMPLE),
+        "--chunk-size",
+        "100",
+        "--chunk-overlap",
+        "100",
+        "--data-dir",
+        str(data_dir),
+    )
+    assert code == 1 and err.count("\n") == 1 and "chunk_overlap" in err
+    code, _, err = run(capsys, "search", "x", "--pages", "5-2", "--data-dir", str(data_dir))
+    assert code == 1 and "--pages" in err
+    code, _, err = run(capsys, "search", "x", "--data-dir", str(data_dir))
+    assert code == 1 and "nothing is indexed yet" in err
+
+
+def test_env_var_sets_the_data_dir(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ADAPTSUM_DATA_DIR", str(data_dir))
+    assert run(capsys, "index", str(KO_SAMPLE))[0] == 0
+    assert (data_dir / "catalog.sqlite").exists() and (data_dir / "chroma").is_dir()
+
+
+def test_console_script_installed(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("adaptsum")
+    assert exe.exists(), "pip install should put the adaptsum script beside python"
+    env = {**os.environ, "ADAPTSUM_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [str(exe), "index", str(EN_SAMPLE), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done: 2 pages" in done.stdout

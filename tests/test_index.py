@@ -1,0 +1,183 @@
+"""The persistent index: idempotence, replacement, filters, retrieval, crash safety."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from adaptsum.errors import AdaptsumError
+from adaptsum.state.context import Context
+from adaptsum.store.index import DocumentIndex, PageRange
+
+from helpers import EN_SAMPLE, KO_SAMPLE
+
+
+def _records(index: DocumentIndex, **where: str) -> list[dict]:
+    got = index.vectorstore.get(where=where or None, include=["metadatas"])
+    return got["metadatas"]
+
+
+def test_reindex_unchanged_adds_nothing_quickly(data_dir: Path) -> None:
+    index = DocumentIndex(Context(data_dir=str(data_dir)))
+    first = index.index_file(KO_SAMPLE)
+    assert first.status == "indexed" and first.added_chunks == first.chunks > 0
+    count = len(_records(index))
+    again = DocumentIndex(Context(data_dir=str(data_dir)))  # as a new process would
+    started = time.perf_counter()
+    second = again.index_file(KO_SAMPLE)
+    assert time.perf_counter() - started < 1.0
+    assert second.status == "unchanged" and second.added_chunks == 0
+    assert second.doc_id == first.doc_id
+    assert len(_records(again)) == count
+
+
+def test_changed_file_replaces_its_chunks(data_dir: Path, sample_copy: Path) -> None:
+    index = DocumentIndex(Context(data_dir=str(data_dir)))
+    old = index.index_file(sample_copy)
+    shutil.copy(EN_SAMPLE, sample_copy)  # same path, new content
+    new = index.index_file(sample_copy)
+    assert new.status == "replaced" and new.doc_id != old.doc_id
+    docs = index.documents()
+    assert [d.doc_id for d in docs] == [new.doc_id]
+    metas = _records(index)
+    assert len(metas) == new.vectors
+    assert {m["doc_id"] for m in metas} == {new.doc_id}  # no stale leftovers
+    hits = index.search("한글 창제", k=3)
+    assert all(h.document.doc_id == new.doc_id for h in hits)
+
+
+def test_chunking_change_makes_a_new_revision(data_dir: Path) -> None:
+    DocumentIndex(Context(data_dir=str(data_dir))).index_file(EN_SAMPLE)
+    index = DocumentIndex(Context(data_dir=str(data_dir), chunk_size=120, chunk_overlap=10))
+    report = index.index_file(EN_SAMPLE)
+    assert report.status == "replaced" and report.chunks > 3
+    assert len(index.documents()) == 1
+    assert len(_records(index)) == report.vectors
+
+
+def test_filters_by_document_and_pages(samples_index: DocumentIndex) -> None:
+    ko = samples_index.resolve(["hangul-ko.pdf"])[0]
+    hits = samples_index.search("telescope mirror", k=5, docs=[ko.doc_id])
+    assert hits and all(h.document.doc_id == ko.doc_id for h in hits)
+    hits = samples_index.search("James Webb", k=5, pages=PageRange(2, 2))
+    assert hits and all(h.chunk.page_start <= 2 <= h.chunk.page_end for h in hits)
+    by_name = samples_index.resolve(["webb-telescope-en.pdf"])
+    by_path = samples_index.resolve([str(EN_SAMPLE)])
+    by_prefix = samples_index.resolve([by_name[0].doc_id[:6]])
+    assert by_name == by_path == by_prefix
+    with pytest.raises(AdaptsumError, match="no indexed document matches"):
+        samples_index.resolve(["nonexistent.pdf"])
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_doc", "needle", "page"),
+    [
+        ("한글은 언제 누가 만들었나요?", "hangul-ko.pdf", "1443년에 창제", 1),
+        ("유니코드에 들어 있는 현대 한글 음절은 몇 자인가?", "hangul-ko.pdf", "11,172자", 2),
+        ("How large is the primary mirror?", "webb-telescope-en.pdf", "6.5 metres", 1),
+        (
+            "When were the first full-colour images released?",
+            "webb-telescope-en.pdf",
+            "12 July 2022",
+            2,
+        ),
+    ],
+)
+def test_known_passages_in_top5(
+    samples_index: DocumentIndex, query: str, expected_doc: str, needle: str, page: int
+) -> None:
+    hits = samples_index.search(query, k=5)
+    match = [
+        h for h in hits if Path(h.document.source).name == expected_doc and needle in h.chunk.text
+    ]
+    assert match, [(h.document.title, h.chunk.text[:60]) for h in hits]
+    assert match[0].chunk.page_start <= page <= match[0].chunk.page_end
+    assert all(-1.0 <= h.score <= 1.0 for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.corpus
+def test_corpus_korean_and_english_queries(corpus_index: DocumentIndex) -> None:
+    hits = corpus_index.search("Qwen3의 사고 예산(thinking budget)이란?", k=5)
+    assert any("사고 예산" in h.chunk.text for h in hits)
+    hits = corpus_index.search("How many tokens was Qwen3 pre-trained on?", k=5)
+    top = [h for h in hits if "36조" in h.chunk.text]
+    assert top and top[0].document.title == "Qwen3 개요"
+    assert top[0].chunk.page_start <= 2 <= top[0].chunk.page_end
+
+
+@pytest.mark.corpus
+def test_corpus_reindex_second_run(corpus_index: DocumentIndex, corpus: list[Path]) -> None:
+    again = DocumentIndex(Context(data_dir=corpus_index.ctx.data_dir))
+    started = time.perf_counter()
+    reports = [again.index_file(pdf) for pdf in corpus]
+    assert time.perf_counter() - started < 1.0
+    assert sum(r.added_chunks for r in reports) == 0
+    assert {r.status for r in reports} == {"unchanged"}
+
+
+@pytest.mark.corpus
+def test_long_chunks_get_several_vectors_pointing_back(data_dir: Path, corpus: list[Path]) -> None:
+    # The notebook's 1000-token chunks overflow e5's 512-token window.
+    index = DocumentIndex(Context(data_dir=str(data_dir), chunk_size=1000, chunk_overlap=200))
+    pdf = next(p for p in corpus if "tech-report" in p.name)
+    report = index.index_file(pdf)
+    assert report.vectors > report.chunks
+    metas = _records(index)
+    assert len(metas) == report.vectors
+    parts: dict[str, int] = {}
+    for m in metas:
+        parts[m["chunk_id"]] = parts.get(m["chunk_id"], 0) + 1
+    assert len(parts) == report.chunks and max(parts.values()) > 1
+    hits = index.search("데이터 전처리 MinHash LSH", k=5)
+    assert len({h.chunk.chunk_id for h in hits}) == len(hits)  # one hit per chunk
+
+
+def test_interrupted_index_keeps_the_old_revision(data_dir: Path, sample_copy: Path) -> None:
+    index = DocumentIndex(Context(data_dir=str(data_dir)))
+    old = index.index_file(sample_copy)
+    shutil.copy(EN_SAMPLE, sample_copy)
+
+    def stop_midway(stage: str, done: int, total: int) -> None:
+        if stage == "embeddings" and done > 0:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C while vectors were written
+
+    with pytest.raises(KeyboardInterrupt):
+        index.index_file(sample_copy, progress=stop_midway)
+    # The old revision is still complete and the only one searchable.
+    assert [d.doc_id for d in index.documents()] == [old.doc_id]
+    hits = index.search("한글 창제", k=3)
+    assert hits and all(h.document.doc_id == old.doc_id for h in hits)
+    # The next run finishes the job and clears the half-written vectors.
+    fresh = DocumentIndex(Context(data_dir=str(data_dir)))
+    new = fresh.index_file(sample_copy)
+    assert new.status == "replaced"
+    metas = _records(fresh)
+    assert {m["doc_id"] for m in metas} == {new.doc_id}
+    assert len(metas) == new.vectors
+
+
+def test_embedding_models_never_mix(data_dir: Path, e5_server: str) -> None:
+    local = DocumentIndex(Context(data_dir=str(data_dir)))
+    local.index_file(KO_SAMPLE)
+    local_vectors = len(_records(local))
+    remote_ctx = Context(
+        data_dir=str(data_dir), embeddings="openai:e5-passage", embeddings_base_url=e5_server
+    )
+    remote = DocumentIndex(remote_ctx)
+    assert remote.collection != local.collection
+    with pytest.raises(AdaptsumError, match="no documents are indexed with embeddings openai"):
+        remote.search("한글 창제")
+    # Indexed with the OpenAI-compatible server too: each model searches its own vectors.
+    report = remote.index_file(KO_SAMPLE)
+    assert report.status == "indexed"
+    assert remote.search("한글은 언제 만들어졌나?", k=3)[0].document.doc_id == report.doc_id
+    assert len(_records(local)) == local_vectors
+    assert len(_records(remote)) == report.vectors
+    assert {d.collection for d in local.catalog.documents()} == {
+        local.collection,
+        remote.collection,
+    }
