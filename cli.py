@@ -70,6 +70,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=_cmd_index)
 
+    p = sub.add_parser(
+        "ask",
+        parents=[common],
+        help="answer a question about PDFs (indexed on demand), with page citations",
+    )
+    p.add_argument(
+        "args",
+        nargs="+",
+        metavar="[PDF_OR_DOC ...] QUESTION",
+        help="PDF paths or indexed ids/names (none: all indexed documents), then the question",
+    )
+    p.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
+    p.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
+    p.add_argument("--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1")
+    p.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
+    p.add_argument("--mode", choices=["auto", "answer", "summarize"], default="auto")
+    p.add_argument("--thread", help="continue this conversation (printed after every run)")
+    p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_ask)
+
     p = sub.add_parser("docs", parents=[common], help="list indexed documents")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_docs)
@@ -97,10 +118,15 @@ def _context(args: argparse.Namespace) -> Context:
         ("chunk_size", "chunk_size"),
         ("chunk_overlap", "chunk_overlap"),
         ("k", "k"),
+        ("engine", "engine"),
+        ("chat_model", "chat_model"),
+        ("chat_base_url", "chat_base_url"),
     ]:
         value = getattr(args, flag, None)
         if value is not None:
             overrides[name] = value
+    if getattr(args, "no_think", False):
+        overrides["no_think"] = True
     return Context(**overrides)
 
 
@@ -154,6 +180,99 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
         + (f"; {failures} file(s) failed" if failures else "")
     )
     return EXIT_FAILED if failures else 0
+
+
+def _cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
+    import uuid
+
+    from adaptsum.checkpoint import sqlite_saver
+    from adaptsum.graph.main_graph import build_graph
+
+    *documents, question = args.args
+    thread = args.thread or uuid.uuid4().hex[:12]
+    graph = build_graph(checkpointer=sqlite_saver(ctx))
+    config = {"configurable": {"thread_id": thread}}
+    payload = {"request": question, "documents": documents, "mode": args.mode}
+    streaming = not args.json and sys.stdout.isatty() or ctx.engine == "llm" and not args.json
+    bars = _Bars("", enabled=not args.json and sys.stderr.isatty())
+    streamed = _TokenPrinter(enabled=streaming)
+    started = time.perf_counter()
+    for mode, chunk in graph.stream(
+        payload, config, context=ctx, stream_mode=["custom", "messages"]
+    ):
+        if mode == "custom" and chunk.get("kind") == "index":
+            bars.name = chunk["file"]
+            bars.update(chunk["stage"], chunk["done"], chunk["total"])
+        elif mode == "messages":
+            message, meta = chunk
+            if meta.get("langgraph_node") == "answer":
+                streamed.feed(message.text)
+    bars.close()
+    result = graph.get_state(config).values
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "answer": result.get("answer", ""),
+                    "citations": result.get("citations", []),
+                    "route": result.get("route", ""),
+                    "route_reason": result.get("route_reason", ""),
+                    "question_language": result.get("question_language", ""),
+                    "engine": ctx.engine,
+                    "usage": result.get("usage", {}),
+                    "thread_id": thread,
+                    "seconds": round(seconds, 3),
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    if not streamed.printed_any:
+        print(result.get("answer", ""))
+    else:
+        print()
+    citations = result.get("citations", [])
+    if citations and ctx.engine == "llm":
+        print("\nCitations:")
+        for c in citations:
+            print(f'  [p. {c["page"]}] {c["title"]}: "{c["evidence"][:160]}"')
+    usage = result.get("usage", {})
+    tokens = (
+        f", {usage.get('total_tokens', 0)} tokens in {usage.get('calls', 0)} calls" if usage else ""
+    )
+    print(
+        f"\nroute: {result.get('route', '')} ({result.get('route_reason', '')})\n"
+        f"engine {ctx.engine}{tokens}, {seconds:.2f} s, thread {thread} "
+        f"(continue with --thread {thread})"
+    )
+    return 0
+
+
+class _TokenPrinter:
+    """Prints streamed answer tokens as they arrive, hiding <think> blocks."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.buffer = ""
+        self.shown = 0
+        self.printed_any = False
+
+    def feed(self, text: str) -> None:
+        if not self.enabled or not text:
+            return
+        from adaptsum.providers.chat import strip_think
+
+        self.buffer += text
+        if "<think>" in self.buffer and "</think>" not in self.buffer:
+            return  # still thinking
+        visible = strip_think(self.buffer)
+        if len(visible) > self.shown:
+            sys.stdout.write(visible[self.shown :])
+            sys.stdout.flush()
+            self.shown = len(visible)
+            self.printed_any = True
 
 
 def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
@@ -244,9 +363,9 @@ class _Bars:
             return
         from tqdm import tqdm
 
-        bar = self.bars.get(stage)
+        bar = self.bars.get(f"{self.name}:{stage}")
         if bar is None:
-            bar = self.bars[stage] = tqdm(
+            bar = self.bars[f"{self.name}:{stage}"] = tqdm(
                 total=total, desc=f"{self.name[:24]} {stage}", unit=stage[:-1], leave=False
             )
         bar.total = total

@@ -15,6 +15,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from adaptsum.providers.tokens import ENCODING, count_tokens, get_encoding
 
 PAGE_SEPARATOR = "\n\n"
+_ENDS_SENTENCE = tuple(".!?。！？:;)]»\"'")
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,21 @@ class Chunk:
 
 
 def join_pages(pages: list[Document]) -> tuple[str, list[int], list[int]]:
-    """The document text, each page's start offset, and its page numbers (1-based)."""
+    """The document text, each page's start offset, and its page numbers (1-based).
+
+    Pages are separated by a paragraph break, or by a space when a sentence runs on
+    from one page to the next, so it stays one sentence.
+    """
     starts: list[int] = []
     numbers: list[int] = []
-    parts: list[str] = []
-    offset = 0
+    text = ""
     for page in pages:
-        starts.append(offset)
+        if text:
+            text += PAGE_SEPARATOR if text.endswith(_ENDS_SENTENCE) else " "
+        starts.append(len(text))
         numbers.append(int(page.metadata["page"]))
-        parts.append(page.page_content)
-        offset += len(page.page_content) + len(PAGE_SEPARATOR)
-    return PAGE_SEPARATOR.join(parts), starts, numbers
+        text += page.page_content
+    return text, starts, numbers
 
 
 def page_at(offset: int, starts: list[int], numbers: list[int]) -> int:

@@ -65,6 +65,82 @@ class Context:
         default=5,
         metadata={"description": "How many chunks retrieval returns (top-k)."},
     )
+    engine: str = field(
+        default="extractive",
+        metadata={
+            "description": "'extractive' (offline: embeddings only, answers are quoted "
+            "evidence with pages) or 'llm' (a chat model translates, grades and writes)."
+        },
+    )
+    chat_model: str = field(
+        default="openai:gpt-4.1-mini",
+        metadata={
+            "description": "Chat model for the llm engine as 'provider:model'. 'openai:*' "
+            "uses OPENAI_API_KEY, or any OpenAI-compatible server with chat_base_url."
+        },
+    )
+    chat_base_url: str = field(
+        default="",
+        metadata={
+            "description": "Base URL of an OpenAI-compatible chat server (vLLM, Ollama, "
+            "llama.cpp), e.g. http://localhost:8080/v1. Empty means api.openai.com."
+        },
+    )
+    temperature: float = field(
+        default=0.0,
+        metadata={"description": "Sampling temperature of the chat model."},
+    )
+    request_timeout: float = field(
+        default=60.0,
+        metadata={"description": "Seconds before a model call is abandoned and retried."},
+    )
+    structured_output: str = field(
+        default="auto",
+        metadata={
+            "description": "How the llm engine gets typed results: 'json_schema' (OpenAI "
+            "structured outputs), 'prompt' (JSON asked for in the prompt, parsed and "
+            "validated; works with any server) or 'auto' (json_schema on api.openai.com)."
+        },
+    )
+    no_think: bool = field(
+        default=False,
+        metadata={
+            "description": "Append '/no_think' to cheap calls (classification, translation, "
+            "grading) so Qwen3-style models skip their reasoning there."
+        },
+    )
+    grade_cutoff: int = field(
+        default=6,
+        metadata={
+            "description": "llm engine: a chunk counts as relevant when the grader scores it "
+            "at least this (1-10)."
+        },
+    )
+    similarity_threshold: float = field(
+        default=0.835,
+        metadata={
+            "description": "extractive engine: lowest cosine similarity (multilingual-e5) of "
+            "a chunk's best sentence to the question for the chunk to count as relevant."
+        },
+    )
+    cross_lingual_threshold: float = field(
+        default=0.79,
+        metadata={
+            "description": "extractive engine: the same threshold when the question and the "
+            "document are in different languages (cross-lingual similarities run lower)."
+        },
+    )
+    evidence_sentences: int = field(
+        default=3,
+        metadata={"description": "extractive engine: how many quoted sentences an answer has."},
+    )
+    answer_language: str = field(
+        default="auto",
+        metadata={
+            "description": "Language of answers: 'auto' answers in the asker's language; "
+            "or an ISO 639-1 code such as 'ko' or 'en'."
+        },
+    )
 
     def __post_init__(self) -> None:
         """Fill fields left at their defaults from ADAPTSUM_* variables, then validate."""
@@ -86,6 +162,15 @@ class Context:
             )
         if self.k < 1:
             raise ConfigError(f"k must be at least 1, got {self.k}")
+        if self.engine not in {"extractive", "llm"}:
+            raise ConfigError(f"engine must be 'extractive' or 'llm', got {self.engine!r}")
+        if self.structured_output not in {"auto", "json_schema", "prompt"}:
+            raise ConfigError(
+                "structured_output must be 'auto', 'json_schema' or 'prompt', "
+                f"got {self.structured_output!r}"
+            )
+        if not 1 <= self.grade_cutoff <= 10:
+            raise ConfigError(f"grade_cutoff must be 1-10, got {self.grade_cutoff}")
 
     @property
     def data_path(self) -> Path:

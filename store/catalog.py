@@ -9,7 +9,9 @@ carries ids rather than text.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS documents (
     tokens INTEGER NOT NULL,
     vectors INTEGER NOT NULL,
     indexed_at TEXT NOT NULL,
+    language TEXT NOT NULL,
+    page_offsets TEXT NOT NULL,
     PRIMARY KEY (collection, doc_id)
 );
 CREATE INDEX IF NOT EXISTS documents_source ON documents (collection, source);
@@ -47,6 +51,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     tokens INTEGER NOT NULL,
     text TEXT NOT NULL,
     PRIMARY KEY (collection, revision, chunk_index)
+);
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    collection TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    vectors BLOB NOT NULL,
+    PRIMARY KEY (collection, chunk_id)
 );
 CREATE TABLE IF NOT EXISTS pending (
     collection TEXT NOT NULL,
@@ -75,6 +86,19 @@ class DocumentRecord:
     tokens: int
     vectors: int
     indexed_at: str
+    language: str
+    """ISO 639-1 code detected from the text."""
+    page_offsets: str
+    """JSON [[page, first character offset], ...] of the joined text, to place sentences."""
+
+    def page_of(self, offset: int) -> int:
+        """The page holding character `offset` of the document's joined text."""
+        page = 1
+        for number, start in json.loads(self.page_offsets):
+            if start > offset:
+                break
+            page = number
+        return page
 
 
 @dataclass(frozen=True)
@@ -108,7 +132,9 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        # Graph nodes run in worker threads; one serialized connection serves them all.
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -119,13 +145,18 @@ class Catalog:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         """Live documents, of one collection or of all, oldest first."""
@@ -134,16 +165,16 @@ class Catalog:
         if collection is not None:
             sql += " WHERE collection = ?"
             args = (collection,)
-        rows = self._db.execute(sql + " ORDER BY indexed_at, source", args).fetchall()
+        rows = self._query(sql + " ORDER BY indexed_at, source", args)
         return [DocumentRecord(*row) for row in rows]
 
     def find_revision(self, collection: str, revision: str) -> DocumentRecord | None:
         """The live document with this revision, if any."""
-        row = self._db.execute(
+        rows = self._query(
             "SELECT * FROM documents WHERE collection = ? AND revision = ?",
             (collection, revision),
-        ).fetchone()
-        return DocumentRecord(*row) if row else None
+        )
+        return DocumentRecord(*rows[0]) if rows else None
 
     def begin_revision(self, collection: str, revision: str) -> list[str]:
         """Mark `revision` as being written; return earlier unfinished revisions to clean up."""
@@ -194,6 +225,10 @@ class Catalog:
                     (record.collection, revision),
                 )
                 db.execute(
+                    "DELETE FROM sentence_vectors WHERE collection = ? AND chunk_id LIKE ?",
+                    (record.collection, f"{revision}:%"),
+                )
+                db.execute(
                     "INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
                     (record.collection, revision, _now()),
                 )  # its vectors are now garbage to delete
@@ -203,7 +238,7 @@ class Catalog:
             )
             db.execute(
                 "INSERT OR REPLACE INTO documents VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.collection,
                     record.doc_id,
@@ -219,6 +254,8 @@ class Catalog:
                     record.tokens,
                     record.vectors,
                     record.indexed_at,
+                    record.language,
+                    record.page_offsets,
                 ),
             )
             db.executemany(
@@ -250,24 +287,43 @@ class Catalog:
         out: dict[str, ChunkRecord] = {}
         for cid in ids:
             revision, index = parse_chunk_id(cid)
-            row = self._db.execute(
+            rows = self._query(
                 "SELECT doc_id, chunk_index, page_start, page_end, char_start, char_end,"
                 " tokens, text FROM chunks WHERE collection = ? AND revision = ?"
                 " AND chunk_index = ?",
                 (collection, revision, index),
-            ).fetchone()
-            if row:
-                out[cid] = ChunkRecord(cid, *row)
+            )
+            if rows:
+                out[cid] = ChunkRecord(cid, *rows[0])
         return out
+
+    def sentence_vectors(self, collection: str, chunk_id: str, digest: str) -> bytes | None:
+        """Cached float32 vectors of a chunk's sentences, if computed for the same sentences."""
+        rows = self._query(
+            "SELECT vectors FROM sentence_vectors WHERE collection = ? AND chunk_id = ?"
+            " AND digest = ?",
+            (collection, chunk_id, digest),
+        )
+        return rows[0][0] if rows else None
+
+    def put_sentence_vectors(
+        self, collection: str, chunk_id: str, digest: str, vectors: bytes
+    ) -> None:
+        """Cache a chunk's sentence vectors; `digest` names the sentences they embed."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO sentence_vectors VALUES (?, ?, ?, ?)",
+                (collection, chunk_id, digest, vectors),
+            )
 
     def document_chunks(self, collection: str, revision: str) -> list[ChunkRecord]:
         """All chunks of one revision, in document order."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT chunk_index, doc_id, chunk_index, page_start, page_end, char_start,"
             " char_end, tokens, text FROM chunks WHERE collection = ? AND revision = ?"
             " ORDER BY chunk_index",
             (collection, revision),
-        ).fetchall()
+        )
         return [ChunkRecord(chunk_id(revision, row[0]), *row[1:]) for row in rows]
 
 

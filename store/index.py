@@ -9,6 +9,7 @@ replaces the old one once fully written (see `store.catalog`).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from adaptsum.providers.embeddings import EmbeddingsInfo
 
 # Bump when chunk boundaries change for the same settings, so indexes get rebuilt.
-SPLITTER_VERSION = "1"
+SPLITTER_VERSION = "2"
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) with stage 'pages', 'chunks' or 'embeddings'."""
@@ -175,7 +176,8 @@ class DocumentIndex:
             )
 
         # PDF and splitter libraries load only when there is something to index.
-        from adaptsum.ingest.chunking import chunk_pages
+        from adaptsum.engines.language import detect_language
+        from adaptsum.ingest.chunking import chunk_pages, join_pages
         from adaptsum.ingest.pdf import load_pdf
 
         loaded = load_pdf(path)
@@ -183,6 +185,7 @@ class DocumentIndex:
             raise DocumentError(path, "file changed while it was being read; try again")
         _notify(progress, "pages", len(loaded.pages), loaded.total_pages)
         chunks = chunk_pages(loaded.pages, self.ctx.chunk_size, self.ctx.chunk_overlap)
+        _, starts, numbers = join_pages(loaded.pages)
         _notify(progress, "chunks", len(chunks), len(chunks))
         windows = self._windows(chunks)
         doc_id = sha[:12]
@@ -205,6 +208,8 @@ class DocumentIndex:
             tokens=sum(c.tokens for c in chunks),
             vectors=len(windows),
             indexed_at=_now(),
+            language=detect_language(" ".join(c.text for c in chunks[:4])[:4000]),
+            page_offsets=json.dumps(list(zip(numbers, starts, strict=True))),
         )
         replaced = self.catalog.commit_revision(
             record,

@@ -102,11 +102,23 @@ def test_known_passages_in_top5(
 @pytest.mark.corpus
 def test_corpus_korean_and_english_queries(corpus_index: DocumentIndex) -> None:
     hits = corpus_index.search("Qwen3의 사고 예산(thinking budget)이란?", k=5)
-    assert any("사고 예산" in h.chunk.text for h in hits)
-    hits = corpus_index.search("How many tokens was Qwen3 pre-trained on?", k=5)
-    top = [h for h in hits if "36조" in h.chunk.text]
-    assert top and top[0].document.title == "Qwen3 개요"
-    assert top[0].chunk.page_start <= 2 <= top[0].chunk.page_end
+    top = [h for h in hits if "사고 예산" in h.chunk.text]
+    assert top  # both Qwen3 documents discuss it; the overview does so on page 1
+    assert any(h.document.title == "Qwen3 개요" and h.chunk.page_start == 1 for h in top)
+    # English questions on the Korean corpus: cross-lingual recall@5 over a small set.
+    queries = {
+        "How much pre-training data was Qwen3 trained on?": "36조",
+        "How many tokens was Qwen3 pre-trained on?": "36조",
+        "How many languages and dialects does Qwen3 support?": "119개",
+        "What is the thinking budget in Qwen3?": "사고 예산",
+        "Which vocabulary size does the QWEN tokenizer use?": "152K",
+        "Which license are Qwen3 models released under?": "Apache 2.0",
+    }
+    found = {
+        q: any(needle in h.chunk.text for h in corpus_index.search(q, k=5))
+        for q, needle in queries.items()
+    }
+    assert sum(found.values()) >= 5, found
 
 
 @pytest.mark.corpus

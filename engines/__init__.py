@@ -1,0 +1,1 @@
+"""Answering engines: extractive (offline) and llm (a chat model), behind one protocol."""

@@ -1,0 +1,197 @@
+"""The offline engine: multilingual embeddings decide relevance; answers quote the documents.
+
+No model writes anything here. Relevance is the similarity of a chunk's best sentence
+to the question (multilingual-e5 matches across languages, so no translation call is
+needed); an answer is the best evidence sentences, quoted in the document's language,
+each with its page, introduced in the asker's language.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+
+import numpy as np
+from langchain_core.messages import AnyMessage, HumanMessage
+
+from adaptsum.engines.base import Answer, Classification, Resources
+from adaptsum.engines.language import QUOTED_INTRO, phrase
+from adaptsum.engines.sentences import Sentence, key_terms, split_sentences, term_coverage
+from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage
+from adaptsum.store.catalog import ChunkRecord, DocumentRecord
+
+_SUMMARY = re.compile(
+    r"요약|간추려|정리해|개요를|summar|overview|outline|tl;?dr|in a nutshell", re.IGNORECASE
+)
+_WHOLE_DOCUMENT = re.compile(
+    r"주요\s*기여|핵심\s*기여|결론은|결론이|결론을|주요\s*내용|핵심\s*내용|무엇에\s*관한|"
+    r"무슨\s*내용|main\s+contribution|key\s+contribution|conclusion|key\s+(points|findings|"
+    r"takeaways)|main\s+(points|ideas|findings)|what\s+is\s+(this|the)\s+(paper|document|"
+    r"article|report)\s+about",
+    re.IGNORECASE,
+)
+_FOLLOW_UP = re.compile(
+    r"^(그|그것|그거|그게|그건|그걸|그럼|그러면|이것|이건|이거|저것|거기|그곳|그때)(?=\s|은|는|이|가|을|를|의|도|$)|"
+    r"\b(it|its|they|them|their|that|this|those|these|he|she|his|her|there|then)\b",
+    re.IGNORECASE,
+)
+
+
+class ExtractiveEngine:
+    """Embedding-based grading and quoted answers; makes no model calls."""
+
+    name = "extractive"
+
+    def __init__(self, resources: Resources) -> None:
+        self.ctx = resources.ctx
+        self.index = resources.index
+        self.embeddings = resources.index.embeddings
+
+    def classify(self, request: str, language: str) -> Classification:
+        """Keyword rules in Korean and English; `mode` in the input overrides them."""
+        if match := _SUMMARY.search(request):
+            return Classification("summary", f"asks for a summary ('{match.group()}')", {})
+        if match := _WHOLE_DOCUMENT.search(request):
+            return Classification(
+                "whole_document", f"needs the whole document ('{match.group()}')", {}
+            )
+        return Classification("question", "a specific question: no summary keyword", {})
+
+    def contextualize(self, question: str, history: list[AnyMessage]) -> tuple[str, Usage]:
+        """Prepend the previous question when this one leans on it ('그건?', 'what about it?')."""
+        earlier = [m for m in history if isinstance(m, HumanMessage)]
+        if len(earlier) < 2 or not _FOLLOW_UP.search(question.strip()):
+            return question, {}
+        previous = str(earlier[-2].content)
+        return f"{previous} {question}", {}
+
+    def translate(self, text: str, source: str, target: str) -> tuple[str, Usage]:
+        """No call: the multilingual embeddings match across languages."""
+        return text, {}
+
+    def grade(
+        self,
+        question: str,
+        language: str,
+        hit: Retrieved,
+        chunk: ChunkRecord,
+        document: DocumentRecord,
+    ) -> tuple[Grade, Usage]:
+        """Relevant when the chunk's best sentence is similar enough to the question."""
+        ranked = self.rank_sentences(question, chunk.chunk_id, chunk.text)
+        best, similarity = ranked[0] if ranked else (Sentence(chunk.text, 0, 0), hit["score"])
+        threshold = self.threshold(language, document)
+        relevant = similarity >= threshold
+        return (
+            Grade(
+                chunk_id=chunk.chunk_id,
+                doc_id=chunk.doc_id,
+                page_start=chunk.page_start,
+                page_end=chunk.page_end,
+                score=hit["score"],
+                relevance=int(np.clip(round((similarity - 0.70) / 0.03) + 1, 1, 10)),
+                relevant=relevant,
+                evidence=best.text,
+                evidence_page=document.page_of(chunk.char_start + best.start),
+                reason=f"best sentence similarity {similarity:.3f} "
+                f"{'>=' if relevant else '<'} threshold {threshold:.3f}",
+            ),
+            {},
+        )
+
+    def answer(
+        self,
+        question: str,
+        language: str,
+        evidence: list[Grade],
+        chunks: dict[str, ChunkRecord],
+        documents: dict[str, DocumentRecord],
+    ) -> Answer:
+        """The best sentences above the threshold, quoted with their pages, best first."""
+        candidates: list[tuple[float, str, Grade, int]] = []
+        for grade in evidence:
+            document = documents[grade["doc_id"]]
+            chunk = chunks[grade["chunk_id"]]
+            threshold = self.threshold(language, document)
+            for sentence, similarity in self.rank_sentences(question, chunk.chunk_id, chunk.text):
+                if similarity >= threshold or sentence.text == grade["evidence"]:
+                    page = document.page_of(chunk.char_start + sentence.start)
+                    candidates.append((similarity, sentence.text, grade, page))
+        candidates.sort(key=lambda c: -c[0])
+        seen: set[str] = set()
+        picked: list[tuple[float, str, Grade, int]] = []
+        for candidate in candidates:
+            key = " ".join(candidate[1].split())
+            if key not in seen:
+                seen.add(key)
+                picked.append(candidate)
+            if len(picked) == self.ctx.evidence_sentences:
+                break
+        several_documents = len({c[2]["doc_id"] for c in picked}) > 1
+        lines = [phrase(QUOTED_INTRO, language), ""]
+        citations: list[Citation] = []
+        for number, (_, text, grade, page) in enumerate(picked, start=1):
+            document = documents[grade["doc_id"]]
+            where = f"{document.title}, p. {page}" if several_documents else f"p. {page}"
+            quoted = " ".join(text.split())
+            lines.append(f'{number}. "{quoted}" [{where}]')
+            citations.append(
+                Citation(
+                    doc_id=document.doc_id,
+                    title=document.title,
+                    source=document.source,
+                    page=page,
+                    chunk_id=grade["chunk_id"],
+                    evidence=quoted,
+                )
+            )
+        return Answer("\n".join(lines), citations, {})
+
+    def threshold(self, language: str, document: DocumentRecord) -> float:
+        """The similarity a sentence needs: lower across languages, where e5 scores lower."""
+        if language == document.language:
+            return self.ctx.similarity_threshold
+        return self.ctx.cross_lingual_threshold
+
+    def rank_sentences(
+        self, question: str, chunk_id: str, text: str
+    ) -> list[tuple[Sentence, float]]:
+        """The chunk's sentences with their cosine similarity, best first.
+
+        Ordered by similarity plus a small bonus for holding the question's key terms:
+        it breaks near-ties in favour of sentences that name what was asked about,
+        where e5 alone may prefer a short title line sharing one entity with the question.
+        """
+        sentences = split_sentences(text)
+        if not sentences:
+            return []
+        sims = self._sentence_vectors(chunk_id, sentences) @ _query_vector(
+            self.embeddings, question
+        )
+        terms = key_terms(question)
+        ranking = [
+            sims[i] + LEXICAL_WEIGHT * term_coverage(terms, s.text) for i, s in enumerate(sentences)
+        ]
+        return [(sentences[i], float(sims[i])) for i in np.argsort(-np.asarray(ranking))]
+
+    def _sentence_vectors(self, chunk_id: str, sentences: list[Sentence]) -> np.ndarray:
+        """Sentence vectors from the catalogue's cache, embedded once per chunk and model."""
+        collection = self.index.collection
+        texts = [s.text for s in sentences]
+        digest = hashlib.sha1("\x1f".join(texts).encode()).hexdigest()
+        cached = self.index.catalog.sentence_vectors(collection, chunk_id, digest)
+        if cached is not None:
+            return np.frombuffer(cached, dtype=np.float32).reshape(len(sentences), -1)
+        vectors = np.asarray(self.embeddings.embed_documents(texts), dtype=np.float32)
+        self.index.catalog.put_sentence_vectors(collection, chunk_id, digest, vectors.tobytes())
+        return vectors
+
+
+LEXICAL_WEIGHT = 0.05
+"""Ranking bonus for a sentence holding all the question's key terms (names, numbers)."""
+
+
+@functools.lru_cache(maxsize=512)
+def _query_vector(embeddings, question: str) -> np.ndarray:
+    return np.asarray(embeddings.embed_query(question), dtype=np.float32)

@@ -1,0 +1,89 @@
+"""The main graph: one request in, one cited answer, refusal or summary out.
+
+    START → start_turn → prepare_documents → classify_request ─┬─ question → translate_query
+      → retrieve → grade_chunk × N (Send) → decide_route ─┬─ answer → END
+                                                          ├─ refuse → END
+                                                          └─ summarize → END
+                                            └─ summary / whole document ──→ summarize → END
+
+`graph` (compiled without a checkpointer) is what `langgraph.json` serves: the
+LangGraph server brings its own persistence. Python callers use `build_graph` with
+a checkpointer, e.g. `sqlite_saver()`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from adaptsum.nodes.answer import answer, refuse, summarize
+from adaptsum.nodes.classify import classify_request
+from adaptsum.nodes.grading import decide_route, grade_chunk
+from adaptsum.nodes.retrieval import retrieve, translate_query
+from adaptsum.nodes.retry import MODEL_RETRY
+from adaptsum.nodes.routing import fan_out_grading, route_after_grading, route_request
+from adaptsum.nodes.turn import prepare_documents, start_turn
+from adaptsum.state.context import Context
+from adaptsum.state.graph_state import InputState, OutputState, State
+
+
+def build_graph(
+    checkpointer: BaseCheckpointSaver | None = None,
+    *,
+    chat_model: BaseChatModel | None = None,
+) -> CompiledStateGraph:
+    """Wire and compile the main graph.
+
+    Args:
+        checkpointer: Persists state between nodes and across turns of a thread
+            (pass `sqlite_saver()`); None for the LangGraph server, which brings its own.
+        chat_model: A LangChain chat model to use for the llm engine instead of the one
+            `Context.chat_model` names (any provider, or a fake one in tests).
+    """
+    with_model = partial  # nodes that call the model get it bound, the rest stay plain
+    builder = StateGraph(
+        State, context_schema=Context, input_schema=InputState, output_schema=OutputState
+    )
+    builder.add_node("start_turn", start_turn)
+    builder.add_node("prepare_documents", prepare_documents)
+    builder.add_node(
+        "classify_request",
+        with_model(classify_request, chat_model=chat_model),
+        retry_policy=MODEL_RETRY,
+    )
+    builder.add_node(
+        "translate_query",
+        with_model(translate_query, chat_model=chat_model),
+        retry_policy=MODEL_RETRY,
+    )
+    builder.add_node("retrieve", retrieve)
+    builder.add_node(
+        "grade_chunk", with_model(grade_chunk, chat_model=chat_model), retry_policy=MODEL_RETRY
+    )
+    builder.add_node("decide_route", decide_route)
+    builder.add_node("answer", with_model(answer, chat_model=chat_model), retry_policy=MODEL_RETRY)
+    builder.add_node("refuse", refuse)
+    builder.add_node("summarize", summarize)
+
+    builder.add_edge(START, "start_turn")
+    builder.add_edge("start_turn", "prepare_documents")
+    builder.add_edge("prepare_documents", "classify_request")
+    builder.add_conditional_edges("classify_request", route_request)
+    builder.add_edge("translate_query", "retrieve")
+    builder.add_conditional_edges("retrieve", fan_out_grading, ["grade_chunk", "decide_route"])
+    builder.add_edge("grade_chunk", "decide_route")
+    builder.add_conditional_edges("decide_route", route_after_grading)
+    builder.add_edge("answer", END)
+    builder.add_edge("refuse", END)
+    builder.add_edge("summarize", END)
+
+    compiled = builder.compile(checkpointer=checkpointer)
+    compiled.name = "adaptsum"
+    return compiled
+
+
+graph = build_graph()

@@ -1,0 +1,64 @@
+"""Write the turn's reply: a cited answer, the refusal line, or the summarize branch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langgraph.runtime import Runtime
+
+from adaptsum.engines.factory import engine_for, index_for
+from adaptsum.engines.language import NOT_YET, REFUSAL, phrase
+from adaptsum.state.context import Context
+from adaptsum.state.graph_state import State
+
+
+def reply_language(state: State, ctx: Context) -> str:
+    """The asker's language unless the context fixes one."""
+    if ctx.answer_language != "auto":
+        return ctx.answer_language
+    return state.question_language or "en"
+
+
+def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """Answer from the relevant chunks' evidence, best first, with page citations."""
+    ctx = runtime.context
+    index = index_for(ctx)
+    evidence = sorted(
+        (g for g in state.grades.values() if g["relevant"]),
+        key=lambda g: (-g["relevance"], -g["score"]),
+    )
+    chunks = index.catalog.chunks(index.collection, [g["chunk_id"] for g in evidence])
+    documents = {d.doc_id: d for d in index.resolve(sorted({g["doc_id"] for g in evidence}))}
+    language = reply_language(state, ctx)
+    result = engine_for(ctx, chat_model).answer(
+        state.request, language, evidence, chunks, documents
+    )
+    update: dict[str, Any] = {
+        "answer": result.text,
+        "citations": result.citations,
+        "usage": result.usage,
+        "messages": [AIMessage(result.text)],
+    }
+    if result.refused:
+        update["route"] = "refuse"
+        update["route_reason"] = f"{state.route_reason}; the model found the evidence insufficient"
+    return update
+
+
+def refuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The notebook's refusal line, in the asker's language."""
+    text = phrase(REFUSAL, reply_language(state, runtime.context))
+    return {"answer": text, "citations": [], "messages": [AIMessage(text)]}
+
+
+def summarize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The summarize branch. Until summarization lands it says so plainly (no made-up summary)."""
+    text = phrase(NOT_YET, reply_language(state, runtime.context))
+    return {
+        "answer": text,
+        "citations": [],
+        "messages": [AIMessage(text)],
+        "route": "summarize",
+        "route_reason": state.route_reason or state.request_reason,
+    }

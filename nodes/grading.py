@@ -1,0 +1,64 @@
+"""Grade each retrieved chunk in parallel, then decide the route and say why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from adaptsum.engines.factory import engine_for, index_for, resources_for
+from adaptsum.nodes.retry import last_attempt
+from adaptsum.state.context import Context
+from adaptsum.state.graph_state import GradeTask, State
+
+
+def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """One grader per chunk (fanned out with `Send`); reads the chunk's text by id.
+
+    If the model's output stays unusable through the last retry, the chunk is graded
+    by the extractive rule instead, and the reason says so.
+    """
+    ctx = runtime.context
+    index = index_for(ctx)
+    chunk = index.catalog.chunks(index.collection, [task.chunk["chunk_id"]])[task.chunk["chunk_id"]]
+    document = index.resolve([chunk.doc_id])[0]
+    engine = engine_for(ctx, chat_model)
+    try:
+        grade, usage = engine.grade(
+            task.question, task.question_language, task.chunk, chunk, document
+        )
+    except Exception as exc:
+        if engine.name != "llm" or not last_attempt(runtime):
+            raise
+        from adaptsum.engines.extractive import ExtractiveEngine
+
+        grade, usage = ExtractiveEngine(resources_for(ctx)).grade(
+            task.question, task.question_language, task.chunk, chunk, document
+        )
+        grade["reason"] = (
+            f"grader failed ({type(exc).__name__}); similarity rule: {grade['reason']}"
+        )
+    return {"grades": {grade["chunk_id"]: grade}, "usage": usage}
+
+
+def decide_route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Answer with relevant evidence, refuse without any, or summarize; record the reason."""
+    if state.request_kind in ("summary", "whole_document"):
+        return {"route": "summarize", "route_reason": state.request_reason}
+    grades = [state.grades[r["chunk_id"]] for r in state.retrieved if r["chunk_id"] in state.grades]
+    relevant = [g for g in grades if g["relevant"]]
+    if relevant:
+        best = max(relevant, key=lambda g: (g["relevance"], g["score"]))
+        return {
+            "route": "answer",
+            "route_reason": f"{len(relevant)} of {len(grades)} retrieved chunks are relevant "
+            f"(best: p. {best['evidence_page']}, {best['reason']})",
+        }
+    if not grades:
+        return {"route": "refuse", "route_reason": "retrieval returned no chunks"}
+    best = max(grades, key=lambda g: (g["relevance"], g["score"]))
+    return {
+        "route": "refuse",
+        "route_reason": f"none of {len(grades)} retrieved chunks is relevant "
+        f"(best: p. {best['evidence_page']}, {best['reason']})",
+    }

@@ -1,0 +1,57 @@
+"""Turn the question into retrieval queries (in the documents' language) and retrieve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from adaptsum.engines.factory import engine_for, index_for
+from adaptsum.nodes.retry import last_attempt
+from adaptsum.state.context import Context
+from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
+
+
+def translate_query(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """Make the question self-contained, then translate it when the languages differ.
+
+    Retrieval uses both the translation and the original, so a term the documents
+    keep in the asker's language is still found.
+    """
+    engine = engine_for(runtime.context, chat_model)
+    usage: Usage = {}
+    try:
+        question, used = engine.contextualize(state.request, state.messages)
+        usage = add_usage(usage, used)
+        queries = [question]
+        if state.documents_language and state.documents_language != state.question_language:
+            translated, used = engine.translate(
+                question, state.question_language, state.documents_language
+            )
+            usage = add_usage(usage, used)
+            queries = list(dict.fromkeys([translated, question]))
+    except Exception:
+        if not last_attempt(runtime):
+            raise
+        queries = [state.request]  # retrieval still works: the embeddings are multilingual
+    return {"retrieval_queries": queries, "usage": usage}
+
+
+def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Top-k chunks over all queries, best score per chunk, restricted to the documents."""
+    ctx = runtime.context
+    index = index_for(ctx)
+    best: dict[str, Retrieved] = {}
+    for query in state.retrieval_queries or [state.request]:
+        for hit in index.search(query, k=ctx.k, docs=state.doc_ids or None):
+            chunk_id = hit.chunk.chunk_id
+            if chunk_id not in best or best[chunk_id]["score"] < hit.score:
+                best[chunk_id] = Retrieved(
+                    chunk_id=chunk_id,
+                    doc_id=hit.document.doc_id,
+                    page_start=hit.chunk.page_start,
+                    page_end=hit.chunk.page_end,
+                    score=round(hit.score, 4),
+                )
+    ranked = sorted(best.values(), key=lambda r: -r["score"])[: ctx.k]
+    return {"retrieved": ranked}

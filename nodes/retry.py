@@ -1,0 +1,45 @@
+"""Retry policy for model-calling nodes, and how a node knows it is on its last attempt.
+
+LangGraph's default `retry_on` skips `ValueError` subclasses, which is what parse and
+validation failures of structured output are; those are retried here explicitly, as
+are the transient API errors. On the last attempt a node falls back instead of failing.
+"""
+
+from __future__ import annotations
+
+from langchain_core.exceptions import OutputParserException
+from langgraph.runtime import Runtime
+from langgraph.types import RetryPolicy, default_retry_on
+from pydantic import ValidationError
+
+MAX_ATTEMPTS = 3
+PARSE_ERRORS = (OutputParserException, ValidationError)
+"""What unusable structured output raises; `ValueError` subclasses, so retried explicitly."""
+
+
+def retryable(exc: Exception) -> bool:
+    """Parse/validation errors of model output, and whatever LangGraph retries by default."""
+    if isinstance(exc, PARSE_ERRORS):
+        return True
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on it
+        return default_retry_on(exc)
+    transient = (
+        openai.APIConnectionError,
+        openai.APITimeoutError,
+        openai.RateLimitError,
+        openai.InternalServerError,
+    )
+    return isinstance(exc, transient) or default_retry_on(exc)
+
+
+MODEL_RETRY = RetryPolicy(
+    max_attempts=MAX_ATTEMPTS, initial_interval=0.5, backoff_factor=2.0, retry_on=retryable
+)
+
+
+def last_attempt(runtime: Runtime) -> bool:
+    """True when this execution is the node's final try under `MODEL_RETRY`."""
+    info = getattr(runtime, "execution_info", None)
+    return info is None or info.node_attempt >= MAX_ATTEMPTS

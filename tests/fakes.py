@@ -1,0 +1,115 @@
+"""A scripted stand-in for the OpenAI API, built on LangChain's fake chat model.
+
+Parallel graders call the model in any order, so an order-based list of replies
+cannot say which reply belongs to which chunk. This fake answers each call from the
+prompt it receives, like a deterministic model would, and records every call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field, PrivateAttr
+
+
+@dataclass
+class Script:
+    """How the fake model replies to each kind of call."""
+
+    kind: str = "question"
+    translations: dict[str, str] = field(default_factory=dict)
+    relevance: Callable[[str], int] = lambda passage: 8
+    answer: Callable[[str], str] = lambda evidence: "답변입니다 [p. 1]"
+    invalid_grades: int = 0
+    """How many grade calls get malformed JSON before valid replies."""
+    think: bool = False
+    usage: tuple[int, int] = (100, 20)
+
+
+class ScriptedChatModel(GenericFakeChatModel):
+    """Replies by call kind (classify, contextualize, translate, grade, answer)."""
+
+    script: Any = Field(default_factory=Script)
+    calls: list[Any] = Field(default_factory=list)
+    messages: Any = Field(default_factory=lambda: iter(()))
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    def calls_of(self, kind: str) -> list[list[BaseMessage]]:
+        return [msgs for k, msgs in self.calls if k == kind]
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs):
+        system = str(messages[0].content)
+        user = str(messages[-1].content)
+        with self._lock:
+            kind = _kind(system)
+            self.calls.append((kind, list(messages)))
+            grade_calls = len(self.calls_of("grade"))
+        script = self.script
+        if kind == "classify":
+            text = json.dumps({"kind": script.kind, "reason": f"scripted {script.kind}"})
+        elif kind == "contextualize":
+            text = user.rsplit("Latest question: ", 1)[-1]
+        elif kind == "translate":
+            source = user.removesuffix(" /no_think")
+            text = script.translations.get(source, source)
+        elif kind == "grade":
+            if grade_calls <= script.invalid_grades:
+                text = '{"evidence": "unterminated'
+            else:
+                passage = user.split("\n", 3)[-1]
+                text = json.dumps(
+                    {
+                        "evidence": passage.strip().split("\n")[0][:120],
+                        "relevance": script.relevance(passage),
+                        "reason": "scripted",
+                    },
+                    ensure_ascii=False,
+                )
+        else:
+            text = script.answer(user)
+        if script.think:
+            text = f"<think>let me think about {kind}</think>\n{text}"
+        inp, out = script.usage
+        message = AIMessage(
+            content=text,
+            usage_metadata={"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        # One chunk per reply is enough for the graph; the base class streams by words.
+        result = self._generate(messages, stop, run_manager, **kwargs)
+        from langchain_core.messages import AIMessageChunk
+        from langchain_core.outputs import ChatGenerationChunk
+
+        message = result.generations[0].message
+        chunk = ChatGenerationChunk(
+            message=AIMessageChunk(content=message.content, usage_metadata=message.usage_metadata)
+        )
+        if run_manager:
+            run_manager.on_llm_new_token(str(message.content), chunk=chunk)
+        yield chunk
+
+
+def _kind(system: str) -> str:
+    for kind, marker in [
+        ("classify", "You route requests"),
+        ("contextualize", "Rewrite the user's latest question"),
+        ("translate", "Translate the user's text"),
+        ("grade", "You judge whether a passage"),
+        ("answer", "You answer questions about documents"),
+    ]:
+        if marker in system:
+            return kind
+    raise AssertionError(f"unexpected prompt: {system[:80]}")
+
+
+PAGE = re.compile(r"\[p\. (\d+)\]")

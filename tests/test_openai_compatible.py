@@ -1,0 +1,96 @@
+"""The llm engine through the real ChatOpenAI client against a local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes import Script
+from openai_stub import openai_stub
+
+from adaptsum import Context, build_graph
+from adaptsum.errors import ConfigError
+from adaptsum.providers.chat import make_chat_model, strip_think
+from adaptsum.store.index import DocumentIndex
+
+from helpers import KO_SAMPLE
+
+
+def test_strip_think() -> None:
+    assert strip_think("<think>a\nb</think>\n답") == "답"
+    assert strip_think("생각 중...</think>답") == "답"  # server dropped the opening tag
+    assert strip_think("<think>never closed") == ""
+    assert strip_think("plain") == "plain"
+
+
+def test_missing_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ADAPTSUM_CHAT_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        make_chat_model(Context(engine="llm"))
+
+
+@pytest.mark.parametrize("structured", ["prompt", "json_schema"])
+def test_graph_over_http(samples_index: DocumentIndex, structured: str) -> None:
+    script = Script(think=True, answer=lambda evidence: "한글날은 10월 9일입니다 [p. 1].")
+    with openai_stub(script) as (base_url, brain, requests):
+        ctx = Context(
+            data_dir=samples_index.ctx.data_dir,
+            engine="llm",
+            chat_model="openai:qwen3-8b",
+            chat_base_url=base_url,
+            structured_output=structured,
+            no_think=True,
+        )
+        out = build_graph().invoke(
+            {"request": "한글날은 언제인가요?", "documents": ["hangul-ko.pdf"]}, context=ctx
+        )
+    assert out["route"] == "answer"
+    assert out["answer"] == "한글날은 10월 9일입니다 [p. 1]."  # <think> stripped
+    assert out["citations"][0]["page"] == 1
+    assert out["usage"]["calls"] == len(requests)
+    assert out["usage"]["total_tokens"] == 120 * len(requests)
+    assert {r["model"] for r in requests} == {"qwen3-8b"}
+    grade_requests = [r for r in requests if "You judge" in r["messages"][0]["content"]]
+    assert grade_requests
+    if structured == "json_schema":
+        assert all(r["response_format"]["type"] == "json_schema" for r in grade_requests)
+    else:
+        assert all("response_format" not in r for r in grade_requests)
+
+
+def test_cli_streams_the_answer(tmp_path: Path) -> None:
+    script = Script(answer=lambda evidence: "한글날은 매년 10월 9일입니다 [p. 1].")
+    with openai_stub(script) as (base_url, _, requests):
+        exe = Path(sys.executable).with_name("adaptsum")
+        done = subprocess.run(
+            [
+                str(exe),
+                "ask",
+                str(KO_SAMPLE),
+                "한글날은 언제인가요?",
+                "--engine",
+                "llm",
+                "--chat-model",
+                "openai:qwen3-8b",
+                "--chat-base-url",
+                base_url,
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("한글날은 매년 10월 9일입니다 [p. 1].")
+    assert "Citations:" in done.stdout and "route: answer" in done.stdout
+    answer_requests = [r for r in requests if "You answer" in r["messages"][0]["content"]]
+    assert answer_requests[0].get("stream") is True  # the answer was streamed
+    assert json.dumps(answer_requests[0], ensure_ascii=False).count("[p. 1]") >= 1
