@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1")
     p.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
     p.add_argument("--mode", choices=["auto", "answer", "summarize"], default="auto")
+    p.add_argument("--pages", default="", help="only chunks touching these pages, e.g. 2-5")
     p.add_argument("--thread", help="continue this conversation (printed after every run)")
     p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -192,7 +193,12 @@ def _cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
     thread = args.thread or uuid.uuid4().hex[:12]
     graph = build_graph(checkpointer=sqlite_saver(ctx))
     config = {"configurable": {"thread_id": thread}}
-    payload = {"request": question, "documents": documents, "mode": args.mode}
+    payload = {
+        "request": question,
+        "documents": documents,
+        "mode": args.mode,
+        "pages": args.pages,
+    }
     streaming = not args.json and sys.stdout.isatty() or ctx.engine == "llm" and not args.json
     bars = _Bars("", enabled=not args.json and sys.stderr.isatty())
     streamed = _TokenPrinter(enabled=streaming)
@@ -296,10 +302,10 @@ def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cmd_search(args: argparse.Namespace, ctx: Context) -> int:
-    from adaptsum.store.index import DocumentIndex
+    from adaptsum.store.index import DocumentIndex, PageRange
 
     index = DocumentIndex(ctx)
-    hits = index.search(args.query, k=args.k, docs=args.doc, pages=_pages(args.pages))
+    hits = index.search(args.query, k=args.k, docs=args.doc, pages=PageRange.parse(args.pages))
     if args.json:
         print(
             json.dumps(
@@ -333,21 +339,6 @@ def _cmd_search(args: argparse.Namespace, ctx: Context) -> int:
     if not hits:
         print("no matching chunks")
     return 0
-
-
-def _pages(spec: str | None):
-    from adaptsum.store.index import PageRange
-
-    if not spec:
-        return None
-    first, _, last = spec.partition("-")
-    try:
-        rng = PageRange(int(first), int(last or first))
-    except ValueError:
-        raise AdaptsumError(f"--pages {spec!r}: expected N or N-M") from None
-    if rng.first < 1 or rng.last < rng.first:
-        raise AdaptsumError(f"--pages {spec!r}: expected 1 <= N <= M")
-    return rng
 
 
 class _Bars:

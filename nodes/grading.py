@@ -20,12 +20,14 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
     """
     ctx = runtime.context
     index = index_for(ctx)
-    chunk = index.catalog.chunks(index.collection, [task.chunk["chunk_id"]])[task.chunk["chunk_id"]]
+    chunk = index.catalog.chunks(index.collection, [task["chunk"]["chunk_id"]])[
+        task["chunk"]["chunk_id"]
+    ]
     document = index.resolve([chunk.doc_id])[0]
     engine = engine_for(ctx, chat_model)
     try:
         grade, usage = engine.grade(
-            task.question, task.question_language, task.chunk, chunk, document
+            task["question"], task["question_language"], task["chunk"], chunk, document
         )
     except Exception as exc:
         if engine.name != "llm" or not last_attempt(runtime):
@@ -33,7 +35,7 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
         from adaptsum.engines.extractive import ExtractiveEngine
 
         grade, usage = ExtractiveEngine(resources_for(ctx)).grade(
-            task.question, task.question_language, task.chunk, chunk, document
+            task["question"], task["question_language"], task["chunk"], chunk, document
         )
         grade["reason"] = (
             f"grader failed ({type(exc).__name__}); similarity rule: {grade['reason']}"

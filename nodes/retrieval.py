@@ -10,6 +10,7 @@ from adaptsum.engines.factory import engine_for, index_for
 from adaptsum.nodes.retry import last_attempt
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
+from adaptsum.store.index import PageRange
 
 
 def translate_query(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -41,9 +42,10 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Top-k chunks over all queries, best score per chunk, restricted to the documents."""
     ctx = runtime.context
     index = index_for(ctx)
+    pages = PageRange.parse(state.pages)
     best: dict[str, Retrieved] = {}
     for query in state.retrieval_queries or [state.request]:
-        for hit in index.search(query, k=ctx.k, docs=state.doc_ids or None):
+        for hit in index.search(query, k=ctx.k, docs=state.doc_ids or None, pages=pages):
             chunk_id = hit.chunk.chunk_id
             if chunk_id not in best or best[chunk_id]["score"] < hit.score:
                 best[chunk_id] = Retrieved(

@@ -12,13 +12,21 @@ from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, default_retry_on
 from pydantic import ValidationError
 
+from adaptsum.errors import AdaptsumError
+
 MAX_ATTEMPTS = 3
 PARSE_ERRORS = (OutputParserException, ValidationError)
 """What unusable structured output raises; `ValueError` subclasses, so retried explicitly."""
 
 
 def retryable(exc: Exception) -> bool:
-    """Parse/validation errors of model output, and whatever LangGraph retries by default."""
+    """Parse/validation errors of model output, and whatever LangGraph retries by default.
+
+    Our own errors (bad configuration, unreadable documents) are final: retrying
+    would only delay the one-line message.
+    """
+    if isinstance(exc, AdaptsumError):
+        return False
     if isinstance(exc, PARSE_ERRORS):
         return True
     try:

@@ -94,6 +94,10 @@ class InputState:
             "names. Empty means every indexed document."
         },
     )
+    pages: str = field(
+        default="",
+        metadata={"description": "Only use these pages, e.g. '3' or '2-5'. Empty: all."},
+    )
     mode: Mode = field(
         default="auto",
         metadata={
@@ -130,9 +134,11 @@ class State(InputState, OutputState):
     grades: Annotated[dict[str, Grade], merge_grades] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
-class GradeTask:
-    """What one parallel grader receives through `Send`: the question and one chunk."""
+class GradeTask(TypedDict):
+    """What one parallel grader receives through `Send`: the question and one chunk.
+
+    A plain dict, like every record here, so pending sends checkpoint as JSON-like data.
+    """
 
     question: str
     question_language: str

@@ -80,6 +80,24 @@ class PageRange:
     first: int = 1
     last: int = field(default=1 << 30)
 
+    @classmethod
+    def parse(cls, spec: str | None) -> PageRange | None:
+        """'3' or '2-5' (None or '' for no filter).
+
+        Raises:
+            AdaptsumError: the spec is not N or N-M with 1 <= N <= M.
+        """
+        if not spec or not spec.strip():
+            return None
+        first, _, last = spec.strip().partition("-")
+        try:
+            rng = cls(int(first), int(last or first))
+        except ValueError:
+            raise AdaptsumError(f"pages {spec!r}: expected N or N-M") from None
+        if rng.first < 1 or rng.last < rng.first:
+            raise AdaptsumError(f"pages {spec!r}: expected 1 <= N <= M")
+        return rng
+
 
 class DocumentIndex:
     """The persistent store: catalogue + Chroma collection for the configured embeddings."""

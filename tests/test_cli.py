@@ -123,7 +123,7 @@ def test_bad_flags_are_one_line(capsys: pytest.CaptureFixture[str], data_dir: Pa
     )
     assert code == 1 and err.count("\n") == 1 and "chunk_overlap" in err
     code, _, err = run(capsys, "search", "x", "--pages", "5-2", "--data-dir", str(data_dir))
-    assert code == 1 and "--pages" in err
+    assert code == 1 and "pages '5-2'" in err
     code, _, err = run(capsys, "search", "x", "--data-dir", str(data_dir))
     assert code == 1 and "nothing is indexed yet" in err
 
@@ -150,3 +150,18 @@ def test_console_script_installed(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "done: 2 pages" in done.stdout
+
+
+def test_ask_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ADAPTSUM_CHAT_API_KEY", raising=False)
+    code, _, err = run(capsys, "ask", "missing.pdf", "질문", "--data-dir", str(data_dir))
+    assert code == 1 and err.count("\n") == 1 and "missing.pdf: no such file" in err
+    code, _, err = run(
+        capsys, "ask", str(KO_SAMPLE), "한글날은?", "--engine", "llm", "--data-dir", str(data_dir)
+    )
+    assert code == 1 and err.count("\n") == 1 and "OPENAI_API_KEY" in err
+    code, _, err = run(capsys, "ask", str(KO_SAMPLE), "  ", "--data-dir", str(data_dir))
+    assert code == 1 and "request is empty" in err

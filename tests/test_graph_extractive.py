@@ -200,3 +200,33 @@ def test_follow_up_on_a_thread_after_restart(tmp_path: Path) -> None:
     assert state["turn"] == 2
     # The follow-up was retrieved together with the question it refers to.
     assert state["retrieval_queries"][0].startswith("한글은 누가 만들었나요?")
+
+
+def test_page_filter(graph, samples_index: DocumentIndex) -> None:
+    out = ask(graph, samples_index, "한글날은 언제인가요?", documents=["hangul-ko.pdf"], pages="2")
+    index_chunks = samples_index.catalog.chunks(
+        samples_index.collection, [c["chunk_id"] for c in out["citations"]]
+    )
+    # Retrieval keeps chunks that touch the pages (a chunk may run from page 1 onto 2).
+    assert out["citations"]
+    assert all(c.page_start <= 2 <= c.page_end for c in index_chunks.values())
+    everything = ask(graph, samples_index, "한글날은 언제인가요?", documents=["hangul-ko.pdf"])
+    assert len(everything["citations"]) >= len(out["citations"])
+
+
+def test_langgraph_json_exports_a_graph_without_checkpointer() -> None:
+    import importlib.util
+
+    from langgraph.graph.state import CompiledStateGraph
+
+    from helpers import REPO
+
+    config = json.loads((REPO / "langgraph.json").read_text())
+    path, _, attr = config["graphs"]["adaptsum"].partition(":")
+    spec = importlib.util.spec_from_file_location("served_graph", REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the server loads the file the same way
+    served = getattr(module, attr)
+    assert isinstance(served, CompiledStateGraph)
+    assert served.checkpointer is None and served.name == "adaptsum"
+    assert set(served.get_graph().nodes) >= {"retrieve", "grade_chunk", "answer", "refuse"}
