@@ -6,13 +6,13 @@ thinking in <think>...</think>; it is stripped before any output is used or show
 
 from __future__ import annotations
 
-import os
 import re
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import BaseMessage
 
 from adaptsum.errors import ConfigError
+from adaptsum.providers import openai_api_key
 from adaptsum.state.graph_state import Usage
 
 if TYPE_CHECKING:
@@ -36,14 +36,12 @@ def make_chat_model(ctx: Context) -> BaseChatModel:
         from adaptsum.providers.tokens import seed_tiktoken_cache
 
         base_url = ctx.chat_base_url.strip()
-        key = os.environ.get("ADAPTSUM_CHAT_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            if not base_url:
-                raise ConfigError(
-                    f"chat model 'openai:{model}' needs OPENAI_API_KEY (or set chat_base_url "
-                    "to an OpenAI-compatible server, or use --engine extractive)"
-                )
-            key = "not-needed"  # local servers accept any key
+        key = openai_api_key(
+            "ADAPTSUM_CHAT_API_KEY",
+            base_url,
+            f"chat model 'openai:{model}' needs OPENAI_API_KEY (or set chat_base_url "
+            "to an OpenAI-compatible server, or use --engine extractive)",
+        )
         # langchain-openai counts tokens with tiktoken; keep that offline.
         seed_tiktoken_cache("o200k_base")
         seed_tiktoken_cache("cl100k_base")

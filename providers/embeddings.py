@@ -6,7 +6,6 @@ index keeps one Chroma collection per model and dimension and refuses to mix the
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 from langchain_core.embeddings import Embeddings
 
 from adaptsum.errors import ConfigError
+from adaptsum.providers import openai_api_key
 
 if TYPE_CHECKING:
     from adaptsum.state.context import Context
@@ -97,14 +97,12 @@ def _openai_embeddings(model: str, base_url: str) -> tuple[Embeddings, Embedding
 
     from adaptsum.providers.tokens import seed_tiktoken_cache
 
-    key = os.environ.get("ADAPTSUM_EMBEDDINGS_API_KEY") or os.environ.get("OPENAI_API_KEY")
-    if not key:
-        if not base_url:
-            raise ConfigError(
-                f"embeddings 'openai:{model}' need OPENAI_API_KEY (or set embeddings_base_url "
-                "to an OpenAI-compatible server)"
-            )
-        key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
+    key = openai_api_key(
+        "ADAPTSUM_EMBEDDINGS_API_KEY",
+        base_url,
+        f"embeddings 'openai:{model}' need OPENAI_API_KEY (or set embeddings_base_url "
+        "to an OpenAI-compatible server)",
+    )
     # OpenAI's own models are length-checked with tiktoken's cl100k_base; make that offline.
     seed_tiktoken_cache("cl100k_base")
     emb = OpenAIEmbeddings(
