@@ -7,6 +7,7 @@ exits non-zero; a failing file in a batch does not stop the others.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from adaptsum.errors import AdaptsumError, DocumentError
 from adaptsum.state.context import Context
 
 EXIT_FAILED = 1
+UNBOUNDED_CONCURRENCY = 1024
 EXIT_USAGE = 2
 
 
@@ -55,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--embeddings-base-url", help="OpenAI-compatible embeddings server, e.g. http://host/v1"
     )
+    common.add_argument("--chunk-size", type=int, help="tokens per chunk (o200k_base; default 400)")
+    common.add_argument(
+        "--chunk-overlap", type=int, help="tokens shared by neighbours (default 50)"
+    )
 
     parser = argparse.ArgumentParser(
         prog="adaptsum",
@@ -65,8 +71,6 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", parents=[common], help="index PDF files or folders of PDFs")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--chunk-size", type=int, help="tokens per chunk (o200k_base; default 400)")
-    p.add_argument("--chunk-overlap", type=int, help="tokens shared by neighbours (default 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=_cmd_index)
 
@@ -91,6 +95,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_ask)
+
+    p = sub.add_parser(
+        "summarize",
+        parents=[common],
+        help="summarize a PDF (indexed on demand): stuff, map-reduce or refine, with citations",
+    )
+    p.add_argument("document", metavar="PDF_OR_DOC")
+    p.add_argument("--strategy", choices=["auto", "stuff", "map_reduce", "refine"], default="auto")
+    p.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
+    p.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
+    p.add_argument("--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1")
+    p.add_argument("--paragraphs", type=int, help="paragraphs in the summary (default 5)")
+    p.add_argument("--sentences", help="sentences per paragraph, e.g. 4-8 (default)")
+    p.add_argument("--style", choices=["prose", "bullets"], help="default: prose")
+    p.add_argument("--lang", help="summary language, e.g. ko or en (default: the request's)")
+    p.add_argument("--request", help="what to focus on (default: a plain summary request)")
+    p.add_argument("--thread", help="resume or continue this thread (printed after every run)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; call no model")
+    p.add_argument("--max-tokens", type=int, help="hard token budget; stops before exceeding")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="parallel model calls (default 8, for API rate limits; 0: unbounded)",
+    )
+    p.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_summarize)
 
     p = sub.add_parser("docs", parents=[common], help="list indexed documents")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -122,6 +154,11 @@ def _context(args: argparse.Namespace) -> Context:
         ("engine", "engine"),
         ("chat_model", "chat_model"),
         ("chat_base_url", "chat_base_url"),
+        ("paragraphs", "summary_paragraphs"),
+        ("sentences", "summary_sentences"),
+        ("style", "summary_style"),
+        ("lang", "answer_language"),
+        ("max_tokens", "max_tokens"),
     ]:
         value = getattr(args, flag, None)
         if value is not None:
@@ -184,36 +221,72 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
+    *documents, question = args.args
+    payload = {"request": question, "documents": documents, "mode": args.mode, "pages": args.pages}
+    return _run_graph(args, ctx, payload, stream_nodes={"answer"})
+
+
+def _cmd_summarize(args: argparse.Namespace, ctx: Context) -> int:
+    if not args.request and not args.lang:
+        ctx = dataclasses.replace(ctx, answer_language="document")  # no asker: the doc's
+    payload = {
+        "request": args.request or "Summarize this document.",
+        "documents": [args.document],
+        "mode": "summarize",
+        "strategy": args.strategy,
+        "dry_run": args.dry_run,
+    }
+    return _run_graph(
+        args, ctx, payload, stream_nodes={"reduce_summary", "stuff_summary", "finish_refine"}
+    )
+
+
+def _run_graph(
+    args: argparse.Namespace, ctx: Context, payload: dict[str, Any], stream_nodes: set[str]
+) -> int:
+    """Run (or resume) a thread, show progress and streamed text, then the result."""
     import uuid
 
     from adaptsum.checkpoint import sqlite_saver
     from adaptsum.graph.main_graph import build_graph
 
-    *documents, question = args.args
     thread = args.thread or uuid.uuid4().hex[:12]
     graph = build_graph(checkpointer=sqlite_saver(ctx))
-    config = {"configurable": {"thread_id": thread}}
-    payload = {
-        "request": question,
-        "documents": documents,
-        "mode": args.mode,
-        "pages": args.pages,
-    }
-    streaming = not args.json and sys.stdout.isatty() or ctx.engine == "llm" and not args.json
-    bars = _Bars("", enabled=not args.json and sys.stderr.isatty())
-    streamed = _TokenPrinter(enabled=streaming)
+    config: dict[str, Any] = {"configurable": {"thread_id": thread}}
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None:
+        # LangGraph's sync executor otherwise has min(32, cores + 4) threads.
+        config["max_concurrency"] = concurrency or UNBOUNDED_CONCURRENCY
+    pending = graph.get_state(config).next if args.thread else ()
+    if pending:
+        print(f"resuming thread {thread} at {', '.join(pending)}", file=sys.stderr)
+    interactive = not args.json and sys.stderr.isatty()
+    bars = _Bars("", enabled=interactive)
+    summary_bar = _SummaryBar(enabled=interactive)
+    streamed = _TokenPrinter(enabled=not args.json and ctx.engine == "llm")
     started = time.perf_counter()
-    for mode, chunk in graph.stream(
-        payload, config, context=ctx, stream_mode=["custom", "messages"]
-    ):
-        if mode == "custom" and chunk.get("kind") == "index":
-            bars.name = chunk["file"]
-            bars.update(chunk["stage"], chunk["done"], chunk["total"])
-        elif mode == "messages":
-            message, meta = chunk
-            if meta.get("langgraph_node") == "answer":
-                streamed.feed(message.text)
-    bars.close()
+    try:
+        for mode, chunk in graph.stream(
+            None if pending else payload,
+            config,
+            context=ctx,
+            stream_mode=["custom", "messages"],
+        ):
+            if mode == "custom" and chunk.get("kind") == "index":
+                bars.name = chunk["file"]
+                bars.update(chunk["stage"], chunk["done"], chunk["total"])
+            elif mode == "custom" and chunk.get("kind") == "summary":
+                summary_bar.update(chunk)
+            elif mode == "messages":
+                message, meta = chunk
+                if meta.get("langgraph_node") in stream_nodes:
+                    streamed.feed(message.text)
+    except AdaptsumError as exc:
+        summary_bar.close()
+        raise AdaptsumError(f"{exc} (thread {thread})") from None
+    finally:
+        bars.close()
+        summary_bar.close()
     result = graph.get_state(config).values
     seconds = time.perf_counter() - started
     if args.json:
@@ -225,6 +298,7 @@ def _cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
                     "route": result.get("route", ""),
                     "route_reason": result.get("route_reason", ""),
                     "question_language": result.get("question_language", ""),
+                    "summary_plan": result.get("summary_plan", {}),
                     "engine": ctx.engine,
                     "usage": result.get("usage", {}),
                     "thread_id": thread,
@@ -235,12 +309,12 @@ def _cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
             )
         )
         return 0
-    if not streamed.printed_any:
-        print(result.get("answer", ""))
-    else:
+    if streamed.printed_any:
         print()
+    else:
+        print(result.get("answer", ""))
     citations = result.get("citations", [])
-    if citations and ctx.engine == "llm":
+    if citations and ctx.engine == "llm" and result.get("route") == "answer":
         print("\nCitations:")
         for c in citations:
             print(f'  [p. {c["page"]}] {c["title"]}: "{c["evidence"][:160]}"')
@@ -254,6 +328,38 @@ def _cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
         f"(continue with --thread {thread})"
     )
     return 0
+
+
+class _SummaryBar:
+    """A tqdm bar over map, collapse and refine steps; advances as parallel tasks finish."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.stage = ""
+
+    def update(self, event: dict[str, Any]) -> None:
+        if not self.enabled or event["stage"] == "plan":
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or event["stage"] != self.stage:
+            self.close()
+            self.stage = event["stage"]
+            self.bar = tqdm(total=event["total"], desc=self.stage, unit="step", leave=False)
+        self.bar.total = event["total"]
+        self.bar.n = event["done"]
+        pages = event.get("pages") or []
+        self.bar.set_postfix(
+            pages="-".join(str(p) for p in dict.fromkeys(pages)),
+            tokens=event.get("tokens", 0),
+            eta=f"{event['eta_s']}s" if event.get("eta_s") is not None else "?",
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class _TokenPrinter:

@@ -45,3 +45,30 @@ Evidence:
 JSON_INSTRUCTIONS = """Reply with only a JSON object, no prose and no code fences, matching this
 JSON schema:
 {schema}"""
+
+MAP_SYSTEM = """You summarize one passage of a longer document. Write {paragraphs} paragraph(s) of
+about {sentences} sentences each, in {language}. The passage marks its pages as [p. N]; end
+every paragraph with the page(s) it draws on, as [p. N]. Use only the passage.{focus}"""
+
+COLLAPSE_SYSTEM = """You condense consecutive partial summaries of one document into a single
+shorter summary (at most {words} words), in {language}, keeping the order of ideas. Every
+paragraph must keep at least one [p. N] citation taken from the partial summaries it draws
+on; never invent a page.{focus}"""
+
+REDUCE_SYSTEM = """You write the final summary of a document from partial summaries given in
+document order. Write exactly {paragraphs} {unit} of {sentences} sentences each, in {language}.
+Every {unit_singular} must end with at least one [p. N] citation taken from the partial
+summaries it draws on; never invent a page. Use only the partial summaries.{focus}"""
+
+STUFF_SYSTEM = """You summarize a whole document. Its pages are marked [p. N]. Write exactly
+{paragraphs} {unit} of {sentences} sentences each, in {language}. Every {unit_singular} must
+end with at least one [p. N] citation of the page(s) it draws on. Use only the document.{focus}"""
+
+REFINE_SYSTEM = """You are refining a running summary of a document with its next passage.
+Rewrite the summary so it covers everything so far: exactly {paragraphs} {unit} of
+{sentences} sentences each, in {language}. Keep the [p. N] citations already there and cite
+the new passage's pages ([p. N], as marked) where you use it; every {unit_singular} ends with
+at least one citation. Use only the summary and the passage.{focus}"""
+
+FOCUS = """
+The user asked: "{question}". Keep what helps answer it, and answer it directly."""

@@ -166,16 +166,14 @@ class ExtractiveEngine:
         sentences = split_sentences(text)
         if not sentences:
             return []
-        sims = self._sentence_vectors(chunk_id, sentences) @ _query_vector(
-            self.embeddings, question
-        )
+        sims = self.sentence_vectors(chunk_id, sentences) @ _query_vector(self.embeddings, question)
         terms = key_terms(question)
         ranking = [
             sims[i] + LEXICAL_WEIGHT * term_coverage(terms, s.text) for i, s in enumerate(sentences)
         ]
         return [(sentences[i], float(sims[i])) for i in np.argsort(-np.asarray(ranking))]
 
-    def _sentence_vectors(self, chunk_id: str, sentences: list[Sentence]) -> np.ndarray:
+    def sentence_vectors(self, chunk_id: str, sentences: list[Sentence]) -> np.ndarray:
         """Sentence vectors from the catalogue's cache, embedded once per chunk and model."""
         collection = self.index.collection
         texts = [s.text for s in sentences]

@@ -54,11 +54,16 @@ _STOPWORDS = frozenset(
 )
 
 
+def strip_particle(word: str) -> str:
+    """A Korean word without its trailing particle ('모델은' -> '모델'); others unchanged."""
+    return _PARTICLES.sub("", word) if re.search(r"[가-힣]", word) else word
+
+
 def key_terms(text: str) -> set[str]:
     """Content words of a question: lower-cased, Korean particles stripped, stopwords out."""
     terms = set()
     for word in re.findall(r"\w+", text.lower()):
-        word = _PARTICLES.sub("", word) if re.search(r"[가-힣]", word) else word
+        word = strip_particle(word)
         if len(word) >= 2 and word not in _STOPWORDS:
             terms.add(word)
     return terms

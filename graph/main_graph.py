@@ -3,8 +3,13 @@
     START → start_turn → prepare_documents → classify_request ─┬─ question → translate_query
       → retrieve → grade_chunk × N (Send) → decide_route ─┬─ answer → END
                                                           ├─ refuse → END
-                                                          └─ summarize → END
-                                            └─ summary / whole document ──→ summarize → END
+                                                          └─ whole document ┐
+                                    └─ summary / whole document → plan_summary ◄┘
+    plan_summary ─┬─ stuff_summary → END
+                  ├─ map_chunk × N (Send) → collapse_gate ─┬─ collapse_group × G → collapse_gate
+                  │                                        └─ reduce_summary → END
+                  ├─ refine_chunk ⟲ (one chunk per step) → finish_refine → END
+                  └─ summary_report (dry run) → END
 
 `graph` (compiled without a checkpointer) is what `langgraph.json` serves: the
 LangGraph server brings its own persistence. Python callers use `build_graph` with
@@ -20,12 +25,30 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from adaptsum.nodes.answer import answer, refuse, summarize
+from adaptsum.nodes.answer import answer, refuse
 from adaptsum.nodes.classify import classify_request
 from adaptsum.nodes.grading import decide_route, grade_chunk
 from adaptsum.nodes.retrieval import retrieve, translate_query
 from adaptsum.nodes.retry import MODEL_RETRY
-from adaptsum.nodes.routing import fan_out_grading, route_after_grading, route_request
+from adaptsum.nodes.routing import (
+    fan_out_grading,
+    route_after_grading,
+    route_collapse,
+    route_plan,
+    route_refine,
+    route_request,
+)
+from adaptsum.nodes.summarize import (
+    collapse_gate,
+    collapse_group,
+    finish_refine,
+    map_chunk,
+    plan_summary,
+    reduce_summary,
+    refine_chunk,
+    stuff_summary,
+    summary_report,
+)
 from adaptsum.nodes.turn import prepare_documents, start_turn
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import InputState, OutputState, State
@@ -67,7 +90,29 @@ def build_graph(
     builder.add_node("decide_route", decide_route)
     builder.add_node("answer", with_model(answer, chat_model=chat_model), retry_policy=MODEL_RETRY)
     builder.add_node("refuse", refuse)
-    builder.add_node("summarize", summarize)
+    builder.add_node("plan_summary", with_model(plan_summary, chat_model=chat_model))
+    builder.add_node("summary_report", summary_report)
+    builder.add_node(
+        "stuff_summary", with_model(stuff_summary, chat_model=chat_model), retry_policy=MODEL_RETRY
+    )
+    builder.add_node(
+        "map_chunk", with_model(map_chunk, chat_model=chat_model), retry_policy=MODEL_RETRY
+    )
+    builder.add_node("collapse_gate", collapse_gate)
+    builder.add_node(
+        "collapse_group",
+        with_model(collapse_group, chat_model=chat_model),
+        retry_policy=MODEL_RETRY,
+    )
+    builder.add_node(
+        "reduce_summary",
+        with_model(reduce_summary, chat_model=chat_model),
+        retry_policy=MODEL_RETRY,
+    )
+    builder.add_node(
+        "refine_chunk", with_model(refine_chunk, chat_model=chat_model), retry_policy=MODEL_RETRY
+    )
+    builder.add_node("finish_refine", finish_refine)
 
     builder.add_edge(START, "start_turn")
     builder.add_edge("start_turn", "prepare_documents")
@@ -79,7 +124,22 @@ def build_graph(
     builder.add_conditional_edges("decide_route", route_after_grading)
     builder.add_edge("answer", END)
     builder.add_edge("refuse", END)
-    builder.add_edge("summarize", END)
+
+    builder.add_conditional_edges(
+        "plan_summary",
+        route_plan,
+        ["summary_report", "stuff_summary", "refine_chunk", "map_chunk", "collapse_gate"],
+    )
+    builder.add_edge("map_chunk", "collapse_gate")
+    builder.add_conditional_edges(
+        "collapse_gate", route_collapse, ["collapse_group", "reduce_summary"]
+    )
+    builder.add_edge("collapse_group", "collapse_gate")
+    builder.add_conditional_edges("refine_chunk", route_refine)
+    builder.add_edge("stuff_summary", END)
+    builder.add_edge("reduce_summary", END)
+    builder.add_edge("finish_refine", END)
+    builder.add_edge("summary_report", END)
 
     compiled = builder.compile(checkpointer=checkpointer)
     compiled.name = "adaptsum"

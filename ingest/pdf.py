@@ -127,7 +127,11 @@ def _join_lines(blocks: list[dict]) -> str:
             out.append("\n")
             continue
         out.append(text)
-        wrapped = x1 >= right - 2.5 * max(size, 1.0) and nxt[0] != "\n"
+        # Wrapped by the layout when the next line's first word would not have fitted
+        # in the space left on this one (ragged right edges leave gaps of a word).
+        next_word = nxt[0].split(" ", 1)[0]
+        room = (len(next_word) + 1) * 0.6 * max(size, 1.0) + 2.0 * max(size, 1.0)
+        wrapped = nxt[0] != "\n" and right - x1 < room
         if not wrapped:
             out.append("\n")
         elif _CJK.match(text[-1]) and _CJK.match(nxt[0][0]):

@@ -8,13 +8,15 @@ from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for
-from adaptsum.engines.language import NOT_YET, REFUSAL, phrase
+from adaptsum.engines.language import REFUSAL, phrase
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import State
 
 
 def reply_language(state: State, ctx: Context) -> str:
-    """The asker's language unless the context fixes one."""
+    """The asker's language ('auto'), the documents' ('document'), or a fixed one."""
+    if ctx.answer_language == "document":
+        return state.documents_language or state.question_language or "en"
     if ctx.answer_language != "auto":
         return ctx.answer_language
     return state.question_language or "en"
@@ -50,15 +52,3 @@ def refuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """The notebook's refusal line, in the asker's language."""
     text = phrase(REFUSAL, reply_language(state, runtime.context))
     return {"answer": text, "citations": [], "messages": [AIMessage(text)]}
-
-
-def summarize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """The summarize branch. Until summarization lands it says so plainly (no made-up summary)."""
-    text = phrase(NOT_YET, reply_language(state, runtime.context))
-    return {
-        "answer": text,
-        "citations": [],
-        "messages": [AIMessage(text)],
-        "route": "summarize",
-        "route_reason": state.route_reason or state.request_reason,
-    }

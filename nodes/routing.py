@@ -6,12 +6,13 @@ from typing import Literal
 
 from langgraph.types import Send
 
+from adaptsum.nodes.summarize import collapse_tasks, map_tasks
 from adaptsum.state.graph_state import GradeTask, State
 
 
-def route_request(state: State) -> Literal["translate_query", "summarize"]:
-    """Questions go to retrieval; summary requests to the summarize branch."""
-    return "translate_query" if state.request_kind == "question" else "summarize"
+def route_request(state: State) -> Literal["translate_query", "plan_summary"]:
+    """Questions go to retrieval; summary and whole-document requests to the summary plan."""
+    return "translate_query" if state.request_kind == "question" else "plan_summary"
 
 
 def fan_out_grading(state: State) -> list[Send] | Literal["decide_route"]:
@@ -28,10 +29,37 @@ def fan_out_grading(state: State) -> list[Send] | Literal["decide_route"]:
     ]
 
 
-def route_after_grading(state: State) -> Literal["answer", "refuse", "summarize"]:
+def route_after_grading(state: State) -> Literal["answer", "refuse", "plan_summary"]:
     """Follow the route `decide_route` recorded (with its reason) in state."""
     if state.route == "answer":
         return "answer"
     if state.route == "summarize":
-        return "summarize"
+        return "plan_summary"
     return "refuse"
+
+
+def route_plan(
+    state: State,
+) -> list[Send] | Literal["summary_report", "stuff_summary", "refine_chunk", "collapse_gate"]:
+    """Dry run, stuff, refine, or one map task per chunk still to map."""
+    if state.dry_run:
+        return "summary_report"
+    if state.summary_strategy == "stuff":
+        return "stuff_summary"
+    if state.summary_strategy == "refine":
+        return "refine_chunk"
+    tasks = map_tasks(state)
+    return [Send("map_chunk", task) for task in tasks] if tasks else "collapse_gate"
+
+
+def route_collapse(state: State) -> list[Send] | Literal["reduce_summary"]:
+    """Another parallel collapse round while the partials exceed the reduce budget."""
+    tasks = collapse_tasks(state)
+    return [Send("collapse_group", task) for task in tasks] if tasks else "reduce_summary"
+
+
+def route_refine(state: State) -> Literal["refine_chunk", "finish_refine"]:
+    """Next chunk until all are folded in; the step counter bounds the loop."""
+    if state.refine_step < state.summary_chunks:
+        return "refine_chunk"
+    return "finish_refine"

@@ -134,11 +134,70 @@ class Context:
         default=3,
         metadata={"description": "extractive engine: how many quoted sentences an answer has."},
     )
+    summary_paragraphs: int = field(
+        default=5,
+        metadata={"description": "Paragraphs in a summary (the notebook's reduce: 5)."},
+    )
+    summary_sentences: str = field(
+        default="4-8",
+        metadata={"description": "Sentences per summary paragraph, 'A-B' or 'N' (notebook: 4-8)."},
+    )
+    summary_style: str = field(
+        default="prose",
+        metadata={"description": "'prose' paragraphs or 'bullets' (one bullet per point)."},
+    )
+    map_paragraphs: str = field(
+        default="1-3",
+        metadata={"description": "Paragraphs per chunk summary in the map step (notebook: 1-3)."},
+    )
+    map_sentences: int = field(
+        default=5,
+        metadata={"description": "Sentences per map paragraph (notebook: 5)."},
+    )
+    stuff_budget: int = field(
+        default=12000,
+        metadata={
+            "description": "A document whose tokens fit this budget is summarized in one call "
+            "('stuff'); longer ones are mapped and reduced."
+        },
+    )
+    reduce_budget: int = field(
+        default=6000,
+        metadata={
+            "description": "Tokens of partial summaries one reduce call may read; above it they "
+            "are collapsed in parallel groups first."
+        },
+    )
+    max_collapse_levels: int = field(
+        default=3,
+        metadata={"description": "Collapse rounds allowed before reducing anyway (loop guard)."},
+    )
+    refine_max_chunks: int = field(
+        default=12,
+        metadata={
+            "description": "Auto strategy picks 'refine' for narrative requests only up to this "
+            "many chunks (it runs one call after another)."
+        },
+    )
+    map_cache: bool = field(
+        default=True,
+        metadata={
+            "description": "Reuse map results across runs (keyed by chunk text, map prompt "
+            "version and model); off forces every chunk to be summarized again."
+        },
+    )
+    max_tokens: int = field(
+        default=0,
+        metadata={
+            "description": "Hard token budget for one summarize run (0: none). The run stops "
+            "before a call would exceed it and can be resumed on its thread."
+        },
+    )
     answer_language: str = field(
         default="auto",
         metadata={
-            "description": "Language of answers: 'auto' answers in the asker's language; "
-            "or an ISO 639-1 code such as 'ko' or 'en'."
+            "description": "Language of answers and summaries: 'auto' is the asker's, "
+            "'document' the documents', or an ISO 639-1 code such as 'ko' or 'en'."
         },
     )
 
@@ -169,6 +228,12 @@ class Context:
                 "structured_output must be 'auto', 'json_schema' or 'prompt', "
                 f"got {self.structured_output!r}"
             )
+        if self.summary_style not in {"prose", "bullets"}:
+            raise ConfigError(
+                f"summary_style must be 'prose' or 'bullets', got {self.summary_style!r}"
+            )
+        for name in ("summary_sentences", "map_paragraphs"):
+            parse_range(getattr(self, name), name)
         if not 1 <= self.grade_cutoff <= 10:
             raise ConfigError(f"grade_cutoff must be 1-10, got {self.grade_cutoff}")
 
@@ -192,3 +257,19 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
         except ValueError:
             raise ConfigError(f"ADAPTSUM_{name.upper()} must be a number, got {raw!r}") from None
     return raw
+
+
+def parse_range(spec: str, name: str = "range") -> tuple[int, int]:
+    """'4-8' -> (4, 8); '5' -> (5, 5).
+
+    Raises:
+        ConfigError: not N or A-B with 1 <= A <= B.
+    """
+    first, _, last = str(spec).strip().partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise ConfigError(f"{name} must look like '4-8' or '5', got {spec!r}") from None
+    if not 1 <= low <= high:
+        raise ConfigError(f"{name} must satisfy 1 <= A <= B, got {spec!r}")
+    return low, high

@@ -17,6 +17,7 @@ from langgraph.graph.message import add_messages
 Mode = Literal["auto", "answer", "summarize"]
 RequestKind = Literal["question", "summary", "whole_document"]
 Route = Literal["answer", "refuse", "summarize"]
+Strategy = Literal["auto", "stuff", "map_reduce", "refine"]
 
 
 class Retrieved(TypedDict):
@@ -57,6 +58,50 @@ class Citation(TypedDict):
     evidence: str
 
 
+class Partial(TypedDict):
+    """A summary of consecutive chunks (map) or of consecutive partials (collapse).
+
+    Its text carries [p. N] citations; `sentences` is set by the extractive engine,
+    which keeps the quoted sentences themselves rather than written text. Partials
+    live in the catalogue; state holds `PartialRef`s to them.
+    """
+
+    key: str
+    text: str
+    pages: list[int]
+    tokens: int
+    sentences: list[dict]
+
+
+class PartialRef(TypedDict):
+    """A partial summary in state: its position, content hash, pages and size."""
+
+    key: str
+    ref: str
+    pages: list[int]
+    tokens: int
+
+
+class MapTask(TypedDict):
+    """What one parallel map call receives through `Send`."""
+
+    chunk_id: str
+    order: int
+    total: int
+    focus: str
+
+
+class CollapseTask(TypedDict):
+    """One group of consecutive partials to condense into one, at `level`."""
+
+    partials: list[PartialRef]
+    level: int
+    order: int
+    total: int
+    focus: str
+    language: str
+
+
 class Usage(TypedDict, total=False):
     """Model calls and tokens used in this turn."""
 
@@ -68,6 +113,13 @@ class Usage(TypedDict, total=False):
 
 def merge_grades(left: dict[str, Grade], right: dict[str, Grade]) -> dict[str, Grade]:
     """Grades from parallel graders, keyed by chunk id so re-grading replaces, not repeats."""
+    return {**(left or {}), **(right or {})}
+
+
+def merge_partials(
+    left: dict[str, PartialRef], right: dict[str, PartialRef]
+) -> dict[str, PartialRef]:
+    """Map and collapse results keyed by level and position, so resumed runs never repeat."""
     return {**(left or {}), **(right or {})}
 
 
@@ -105,6 +157,20 @@ class InputState:
             "'summarize' forces one."
         },
     )
+    strategy: Strategy = field(
+        default="auto",
+        metadata={
+            "description": "Summarization strategy: 'auto' (stuff when the document fits, "
+            "else map_reduce; refine for narrative requests on short documents), or forced."
+        },
+    )
+    dry_run: bool = field(
+        default=False,
+        metadata={
+            "description": "Plan the summary (strategy, calls, token estimate) without "
+            "calling any model."
+        },
+    )
 
 
 @dataclass(kw_only=True)
@@ -116,6 +182,7 @@ class OutputState:
     route: str = ""
     route_reason: str = ""
     question_language: str = ""
+    summary_plan: dict = field(default_factory=dict)
     usage: Annotated[Usage, add_usage] = field(default_factory=dict)  # type: ignore[arg-type]
 
 
@@ -132,6 +199,13 @@ class State(InputState, OutputState):
     retrieval_queries: list[str] = field(default_factory=list)
     retrieved: list[Retrieved] = field(default_factory=list)
     grades: Annotated[dict[str, Grade], merge_grades] = field(default_factory=dict)
+    summary_revision: str = ""
+    """The summarized document's revision: its chunk ids are `revision:NNNNN`."""
+    summary_chunks: int = 0
+    summary_strategy: str = ""
+    partials: Annotated[dict[str, PartialRef], merge_partials] = field(default_factory=dict)
+    refine_step: int = 0
+    refine_summary: PartialRef | None = None
 
 
 class GradeTask(TypedDict):

@@ -9,6 +9,7 @@ carries ids rather than text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -58,6 +59,15 @@ CREATE TABLE IF NOT EXISTS sentence_vectors (
     digest TEXT NOT NULL,
     vectors BLOB NOT NULL,
     PRIMARY KEY (collection, chunk_id)
+);
+CREATE TABLE IF NOT EXISTS map_cache (
+    key TEXT PRIMARY KEY,
+    ref TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partials (
+    ref TEXT PRIMARY KEY,
+    body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pending (
     collection TEXT NOT NULL,
@@ -315,6 +325,34 @@ class Catalog:
                 "INSERT OR REPLACE INTO sentence_vectors VALUES (?, ?, ?, ?)",
                 (collection, chunk_id, digest, vectors),
             )
+
+    def cached_map(self, key: str) -> str | None:
+        """The partial ref a map result was cached under `key` as, if any."""
+        rows = self._query("SELECT ref FROM map_cache WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def put_cached_map(self, key: str, ref: str) -> None:
+        """Remember a map result by its chunk-hash, prompt-version and model key."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO map_cache VALUES (?, ?, ?)", (key, ref, _now()))
+
+    def put_partial(self, body: str) -> str:
+        """Store a partial summary's JSON by content; return its ref (the hash)."""
+        ref = hashlib.sha256(body.encode()).hexdigest()[:20]
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO partials VALUES (?, ?)", (ref, body))
+        return ref
+
+    def partial(self, ref: str) -> str:
+        """A stored partial summary's JSON.
+
+        Raises:
+            KeyError: no partial has that ref (the data directory changed under a thread).
+        """
+        rows = self._query("SELECT body FROM partials WHERE ref = ?", (ref,))
+        if not rows:
+            raise KeyError(ref)
+        return rows[0][0]
 
     def document_chunks(self, collection: str, revision: str) -> list[ChunkRecord]:
         """All chunks of one revision, in document order."""

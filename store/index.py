@@ -30,12 +30,12 @@ if TYPE_CHECKING:
     from adaptsum.providers.embeddings import EmbeddingsInfo
 
 # Bump when chunk boundaries change for the same settings, so indexes get rebuilt.
-SPLITTER_VERSION = "2"
+SPLITTER_VERSION = "3"
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) with stage 'pages', 'chunks' or 'embeddings'."""
 
-EMBED_BATCH = 32
+EMBED_BATCH = 8
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ prompt it receives, like a deterministic model would, and records every call.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -32,12 +33,20 @@ class Script:
     """How many grade calls get malformed JSON before valid replies."""
     think: bool = False
     usage: tuple[int, int] = (100, 20)
+    summary: Callable[[str, str], str] = lambda kind, user: default_summary(kind, user)
+    fail_on_map: Callable[[str], bool] = lambda user: False
+    """Raise (once per matching passage) to stand for a crash in the middle of the map."""
+
+
+_ids = itertools.count()
 
 
 class ScriptedChatModel(GenericFakeChatModel):
     """Replies by call kind (classify, contextualize, translate, grade, answer)."""
 
     script: Any = Field(default_factory=Script)
+    model_name: str = Field(default_factory=lambda: f"scripted-{next(_ids)}")
+    """Unique per instance, so the map cache (keyed by model) never leaks between tests."""
     calls: list[Any] = Field(default_factory=list)
     messages: Any = Field(default_factory=lambda: iter(()))
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
@@ -73,8 +82,12 @@ class ScriptedChatModel(GenericFakeChatModel):
                     },
                     ensure_ascii=False,
                 )
-        else:
+        elif kind == "answer":
             text = script.answer(user)
+        else:
+            if kind == "map" and script.fail_on_map(user):
+                raise RuntimeError("simulated crash during map")
+            text = script.summary(kind, user)
         if script.think:
             text = f"<think>let me think about {kind}</think>\n{text}"
         inp, out = script.usage
@@ -106,6 +119,11 @@ def _kind(system: str) -> str:
         ("translate", "Translate the user's text"),
         ("grade", "You judge whether a passage"),
         ("answer", "You answer questions about documents"),
+        ("map", "You summarize one passage"),
+        ("collapse", "You condense consecutive partial summaries"),
+        ("reduce", "You write the final summary"),
+        ("stuff", "You summarize a whole document"),
+        ("refine", "You are refining a running summary"),
     ]:
         if marker in system:
             return kind
@@ -113,3 +131,12 @@ def _kind(system: str) -> str:
 
 
 PAGE = re.compile(r"\[p\. (\d+)\]")
+
+
+def default_summary(kind: str, user: str) -> str:
+    """A summary citing the pages its input marks, long enough to need collapsing if many."""
+    pages = list(dict.fromkeys(PAGE.findall(user))) or ["1"]
+    body = " ".join(f"Point {i} of the {kind} summary." for i in range(1, 6))
+    if kind in ("reduce", "stuff", "refine"):
+        return "\n\n".join(f"Paragraph {n}. {body} [p. {pages[n % len(pages)]}]" for n in range(5))
+    return f"{body} [p. {pages[0]}]"

@@ -21,8 +21,13 @@ _ROLES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
 
 @contextmanager
-def openai_stub(script: Script) -> Iterator[tuple[str, ScriptedChatModel, list[dict]]]:
-    """Serve `script` on a loopback port; yields the base URL, the brain, and raw requests."""
+def openai_stub(
+    script: Script, delay: float = 0.0
+) -> Iterator[tuple[str, ScriptedChatModel, list[dict]]]:
+    """Serve `script` on a loopback port; yields the base URL, the brain, and raw requests.
+
+    `delay` seconds pass before each reply, like a real server's latency.
+    """
     brain = ScriptedChatModel(script=script)
     requests: list[dict] = []
 
@@ -33,6 +38,7 @@ def openai_stub(script: Script) -> Iterator[tuple[str, ScriptedChatModel, list[d
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append(body)
+            time.sleep(delay)
             messages = [_ROLES[m["role"]](m["content"]) for m in body["messages"]]
             reply = brain.invoke(messages)
             text = str(reply.content)

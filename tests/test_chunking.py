@@ -17,11 +17,13 @@ from helpers import EN_SAMPLE, KO_SAMPLE
 def test_offsets_slice_the_document_and_pages_match(pdf: Path) -> None:
     pages = load_pdf(pdf).pages
     text, starts, numbers = join_pages(pages)
-    chunks = chunk_pages(pages, chunk_size=120, chunk_overlap=20)
-    assert len(chunks) > 3
+    chunks = chunk_pages(pages, chunk_size=60, chunk_overlap=20)
+    assert len(chunks) > 6
     for chunk in chunks:
         assert text[chunk.char_start : chunk.char_end] == chunk.text
-        assert chunk.tokens == count_tokens(chunk.text) <= 120
+        # LangChain's splitter counts pieces apart, so a joined chunk may run a token or two
+        # over at tiny sizes (measured: at most +2 at 60 tokens, none at 400 or 1000).
+        assert chunk.tokens == count_tokens(chunk.text) <= 60 + 2
         assert chunk.page_start == page_at(chunk.char_start, starts, numbers)
         assert chunk.page_end == page_at(chunk.char_end - 1, starts, numbers)
         page_texts = [p.page_content for p in pages]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adaptsum import Context, async_sqlite_saver, build_graph, sqlite_saver
-from adaptsum.engines.language import NOT_YET, REFUSAL
+from adaptsum.engines.language import REFUSAL
 from adaptsum.store.index import DocumentIndex
 
 from helpers import EN_SAMPLE, KO_SAMPLE
@@ -91,8 +91,10 @@ def test_unanswerable_is_refused_in_the_askers_language(
 
 
 def test_whole_document_request_goes_to_summarize(graph, samples_index: DocumentIndex) -> None:
-    out = ask(graph, samples_index, "이 문서의 결론은?")
-    assert out["route"] == "summarize" and out["answer"] == NOT_YET["ko"]
+    out = ask(graph, samples_index, "이 문서의 결론은?", documents=["hangul-ko.pdf"])
+    assert out["route"] == "summarize" and "결론은" in out["route_reason"]
+    assert out["summary_plan"]["focus"] == "이 문서의 결론은?"
+    assert out["citations"] and "[p. " in out["answer"]
     out = ask(graph, samples_index, "한글날은 언제인가요?", mode="summarize")
     assert out["route"] == "summarize" and "mode 'summarize'" in out["route_reason"]
     out = ask(graph, samples_index, "Summarize the telescope's design", mode="answer")

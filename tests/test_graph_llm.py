@@ -6,7 +6,7 @@ import pytest
 from fakes import Script, ScriptedChatModel
 
 from adaptsum import Context, build_graph
-from adaptsum.engines.language import NOT_YET, REFUSAL, detect_language
+from adaptsum.engines.language import REFUSAL, detect_language
 from adaptsum.store.index import DocumentIndex
 
 KO_QUESTION = "한글날은 언제인가요?"
@@ -87,8 +87,10 @@ def test_model_may_refuse_from_the_evidence(samples_index: DocumentIndex) -> Non
 @pytest.mark.parametrize("kind", ["whole_document", "summary"])
 def test_whole_document_requests_skip_retrieval(samples_index: DocumentIndex, kind: str) -> None:
     out, model = run(samples_index, Script(kind=kind), request="이 문서의 결론은?")
-    assert out["route"] == "summarize" and out["answer"] == NOT_YET["ko"]
+    assert out["route"] == "summarize"
     assert model.calls_of("grade") == [] and model.calls_of("answer") == []
+    assert len(model.calls_of("stuff")) == 1  # a short document fits one call
+    assert (out["summary_plan"]["focus"] != "") == (kind == "whole_document")
 
 
 def test_malformed_grade_is_retried_then_recovered(samples_index: DocumentIndex) -> None:

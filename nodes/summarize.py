@@ -1,0 +1,443 @@
+"""The summarize branch: plan a strategy, then stuff, map-reduce (with collapse) or refine.
+
+Map and collapse tasks fan out with `Send` and write their results keyed by level and
+position, so a run resumed on its thread redoes none of the finished ones; map
+results are also cached across runs by chunk text, map prompt version and model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+
+from adaptsum import prompts
+from adaptsum.engines.factory import chat_model_for, index_for, resources_for
+from adaptsum.engines.summary import (
+    ExtractiveSummarizer,
+    LLMSummarizer,
+    Shape,
+    summary_citations,
+)
+from adaptsum.errors import AdaptsumError
+from adaptsum.nodes.answer import reply_language
+from adaptsum.nodes.progress import emit, forget_run, reserve, reset_stage, settle
+from adaptsum.providers.tokens import count_tokens
+from adaptsum.state.context import Context
+from adaptsum.state.graph_state import CollapseTask, MapTask, Partial, PartialRef, State
+from adaptsum.store.catalog import ChunkRecord, DocumentRecord, chunk_id
+
+_NARRATIVE = re.compile(
+    r"순서대로|흐름|이야기|서사|줄거리|차례로|"
+    r"narrative|story|chronolog|step by step|walk me through",
+    re.IGNORECASE,
+)
+
+
+def summarizer_for(ctx: Context, chat_model: BaseChatModel | None):
+    """The summarizer of the configured engine."""
+    resources = resources_for(ctx)
+    if ctx.engine == "llm":
+        return LLMSummarizer(resources, chat_model or chat_model_for(ctx))
+    return ExtractiveSummarizer(resources)
+
+
+def _document(state: State, ctx: Context) -> DocumentRecord:
+    """The one document to summarize (summaries cite pages of a single document)."""
+    index = index_for(ctx)
+    documents = index.resolve(state.doc_ids) if state.doc_ids else index.documents()
+    if len(documents) == 1:
+        return documents[0]
+    if not documents:
+        raise AdaptsumError("nothing is indexed to summarize")
+    # Several documents: the one retrieval points to ("이 문서의 결론은?" names none).
+    doc_id = (
+        state.retrieved[0]["doc_id"]
+        if state.retrieved
+        else index.search(state.request, k=1, docs=[d.doc_id for d in documents])[0].document.doc_id
+    )
+    return index.resolve([doc_id])[0]
+
+
+def _model_id(ctx: Context, chat_model: BaseChatModel | None) -> str:
+    if chat_model is not None:
+        return f"{type(chat_model).__name__}:{getattr(chat_model, 'model_name', '')}"
+    return f"{ctx.chat_model}@{ctx.chat_base_url}"
+
+
+def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """Choose stuff, map-reduce or refine from the document's size and the request; say why."""
+    ctx = runtime.context
+    index = index_for(ctx)
+    document = _document(state, ctx)
+    chunks = index.catalog.document_chunks(index.collection, document.revision)
+    tokens = sum(c.tokens for c in chunks)
+    focus = state.request if state.request_kind == "whole_document" else ""
+    shape = Shape.from_context(ctx, reply_language(state, ctx))
+    strategy, reason = _choose(state, ctx, tokens, len(chunks))
+    plan = {
+        "doc_id": document.doc_id,
+        "title": document.title,
+        "strategy": strategy,
+        "reason": reason,
+        "chunks": len(chunks),
+        "document_tokens": tokens,
+        "focus": focus,
+        "engine": ctx.engine,
+        "language": shape.language,
+        "reduce_budget": ctx.reduce_budget,
+        "max_collapse_levels": ctx.max_collapse_levels,
+        **_estimate(ctx, chat_model, strategy, chunks, shape),
+    }
+    for stage in ("map", "refine", "stuff"):
+        reset_stage(runtime, stage)
+    get_stream_writer()(
+        {
+            "kind": "summary",
+            "stage": "plan",
+            "done": 0,
+            "total": len(chunks),
+            "pages": [],
+            "tokens": 0,
+            "eta_s": None,
+            "strategy": strategy,
+        }
+    )
+    return {
+        "summary_revision": document.revision,
+        "summary_chunks": len(chunks),
+        "summary_strategy": strategy,
+        "summary_plan": plan,
+        "partials": Overwrite({}),
+        "refine_step": 0,
+        "refine_summary": None,
+        "route": "summarize",
+        "route_reason": f"{state.request_reason}; {strategy}: {reason}",
+    }
+
+
+def _choose(state: State, ctx: Context, tokens: int, chunks: int) -> tuple[str, str]:
+    if state.strategy != "auto":
+        return state.strategy, "requested"
+    if tokens <= ctx.stuff_budget:
+        return "stuff", f"the document's {tokens} tokens fit the {ctx.stuff_budget}-token budget"
+    if _NARRATIVE.search(state.request) and chunks <= ctx.refine_max_chunks:
+        return "refine", f"a narrative request over {chunks} chunks: one sequential pass"
+    return "map_reduce", (
+        f"{tokens} tokens exceed the {ctx.stuff_budget}-token budget: map {chunks} chunks in "
+        "parallel, then reduce"
+    )
+
+
+def _estimate(
+    ctx: Context,
+    chat_model: BaseChatModel | None,
+    strategy: str,
+    chunks: list[ChunkRecord],
+    shape: Shape,
+) -> dict[str, int]:
+    """Model calls and tokens the plan will use (0 for the extractive engine)."""
+    if ctx.engine != "llm":
+        return {"planned_calls": 0, "estimated_tokens": 0}
+    system = count_tokens(prompts.REDUCE_SYSTEM) + 20
+    out = shape.output_tokens()
+    tokens = sum(c.tokens for c in chunks)
+    if strategy == "stuff":
+        return {"planned_calls": 1, "estimated_tokens": int(system + tokens * 1.02 + out)}
+    if strategy == "refine":
+        calls = len(chunks)
+        total = sum(system + c.tokens * 1.02 + out for c in chunks) + out * (calls - 1)
+        return {"planned_calls": calls, "estimated_tokens": int(total)}
+    # map_reduce: map every chunk, collapse level by level while over budget, reduce
+    summarizer = LLMSummarizer(resources_for(ctx), chat_model)
+    map_tokens = sum(summarizer.map_cost(c) for c in chunks)
+    partial = summarizer.map_output_tokens()
+    sizes = [partial] * len(chunks)
+    calls, collapse_tokens = len(chunks), 0
+    for _ in range(ctx.max_collapse_levels):
+        if sum(sizes) <= ctx.reduce_budget or len(sizes) < 2:
+            break
+        groups = _pack(sizes, ctx.reduce_budget)
+        calls += len(groups)
+        sizes = []
+        for group in groups:
+            condensed = max(160, sum(group) // (2 * len(group)) * 2 * 4 // 3)
+            collapse_tokens += system + sum(group) + condensed
+            sizes.append(condensed)
+    calls += 1
+    reduce_tokens = system + sum(sizes) + out
+    return {
+        "planned_calls": calls,
+        "estimated_tokens": int(map_tokens + collapse_tokens + reduce_tokens),
+    }
+
+
+def _pack(sizes: list[int], budget: int) -> list[list[int]]:
+    """Consecutive groups of at most `budget` tokens (at least two items where possible)."""
+    groups: list[list[int]] = [[]]
+    for size in sizes:
+        if groups[-1] and sum(groups[-1]) + size > budget and len(groups[-1]) >= 2:
+            groups.append([])
+        groups[-1].append(size)
+    return groups
+
+
+def summary_chunk_ids(state: State) -> list[str]:
+    """Ids of the summarized document's chunks, in order (derived: state stays small)."""
+    return [chunk_id(state.summary_revision, i) for i in range(state.summary_chunks)]
+
+
+def map_tasks(state: State) -> list[MapTask]:
+    """One task per chunk not mapped yet (a resumed run skips the finished ones)."""
+    return [
+        MapTask(
+            chunk_id=chunk_id,
+            order=order,
+            total=state.summary_chunks,
+            focus=state.summary_plan.get("focus", ""),
+        )
+        for order, chunk_id in enumerate(summary_chunk_ids(state))
+        if _level_key(0, order) not in state.partials
+    ]
+
+
+def _level_key(level: int, order: int) -> str:
+    return f"{level}:{order:05d}"
+
+
+def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """Summarize one chunk, or take its summary from the cache when seen before."""
+    ctx = runtime.context
+    index = index_for(ctx)
+    chunk = index.catalog.chunks(index.collection, [task["chunk_id"]])[task["chunk_id"]]
+    document = index.resolve([chunk.doc_id])[0]
+    key = _level_key(0, task["order"])
+    digest = hashlib.sha256(chunk.text.encode()).hexdigest()
+    settings = f"{ctx.map_paragraphs}|{ctx.map_sentences}|{prompts.PROMPT_VERSION}"
+    cache_key = f"{digest}|{settings}|{task['focus']}|{_model_id(ctx, chat_model)}"
+    use_cache = ctx.engine == "llm" and ctx.map_cache
+    cached = index.catalog.cached_map(cache_key) if use_cache else None
+    usage: dict = {}
+    if cached is not None:
+        body = load_partial(ctx, PartialRef(key=key, ref=cached, pages=[], tokens=0))
+        ref = PartialRef(key=key, ref=cached, pages=body["pages"], tokens=body["tokens"])
+    else:
+        summarizer = summarizer_for(ctx, chat_model)
+        estimate = summarizer.map_cost(chunk) if ctx.engine == "llm" else 0
+        reserve(runtime, ctx.max_tokens, estimate, f"map call (chunk {task['order'] + 1})")
+        try:
+            partial, usage = summarizer.map(chunk, document, task["focus"], key)
+        finally:
+            settle(runtime, estimate, usage)
+        ref = store_partial(ctx, partial)
+        if use_cache:
+            index.catalog.put_cached_map(cache_key, ref["ref"])
+    emit(runtime, "map", task["total"], [chunk.page_start, chunk.page_end], finished=True)
+    return {"partials": {key: ref}, "usage": usage}
+
+
+def store_partial(ctx: Context, partial: Partial) -> PartialRef:
+    """Keep a partial's text in the catalogue; state gets its ref, pages and size."""
+    body = json.dumps(
+        {
+            "text": partial["text"],
+            "sentences": partial["sentences"],
+            "pages": partial["pages"],
+            "tokens": partial["tokens"],
+        },
+        ensure_ascii=False,
+    )
+    ref = index_for(ctx).catalog.put_partial(body)
+    return PartialRef(key=partial["key"], ref=ref, pages=partial["pages"], tokens=partial["tokens"])
+
+
+def load_partial(ctx: Context, ref: PartialRef) -> Partial:
+    """The full partial a ref points to."""
+    body = json.loads(index_for(ctx).catalog.partial(ref["ref"]))
+    return Partial(key=ref["key"], **body)
+
+
+def current_level(partials: dict[str, PartialRef]) -> tuple[int, list[PartialRef]]:
+    """The highest level of partials and its partials in document order."""
+    if not partials:
+        return 0, []
+    level = max(int(k.split(":")[0]) for k in partials)
+    keys = sorted(k for k in partials if int(k.split(":")[0]) == level)
+    return level, [partials[k] for k in keys]
+
+
+def collapse_gate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Join point after a map or collapse round; the router decides what comes next."""
+    return {}
+
+
+def collapse_tasks(state: State) -> list[CollapseTask]:
+    """Groups of consecutive partials to condense, when they exceed the reduce budget.
+
+    The level is the loop's counter: at most `max_collapse_levels` rounds run, whatever
+    the graph's recursion limit.
+    """
+    plan = state.summary_plan
+    level, partials = current_level(state.partials)
+    if (
+        level >= plan["max_collapse_levels"]
+        or len(partials) < 2
+        or sum(p["tokens"] for p in partials) <= plan["reduce_budget"]
+    ):
+        return []
+    groups = _pack([p["tokens"] for p in partials], plan["reduce_budget"])
+    language = plan["language"]
+    tasks: list[CollapseTask] = []
+    start = 0
+    for order, group in enumerate(groups):
+        tasks.append(
+            CollapseTask(
+                partials=partials[start : start + len(group)],
+                level=level + 1,
+                order=order,
+                total=len(groups),
+                focus=state.summary_plan.get("focus", ""),
+                language=language,
+            )
+        )
+        start += len(group)
+    return tasks
+
+
+def collapse_group(
+    task: CollapseTask, runtime: Runtime[Context], chat_model=None
+) -> dict[str, Any]:
+    """Condense one group of partials into one partial of the next level."""
+    ctx = runtime.context
+    key = _level_key(task["level"], task["order"])
+    partials = [load_partial(ctx, ref) for ref in task["partials"]]
+    estimate = sum(p["tokens"] for p in partials) * 3 // 2 if ctx.engine == "llm" else 0
+    reserve(runtime, ctx.max_tokens, estimate, f"collapse call (level {task['level']})")
+    usage: dict = {}
+    try:
+        partial, usage = summarizer_for(ctx, chat_model).collapse(
+            partials, task["language"], task["focus"], key
+        )
+    finally:
+        settle(runtime, estimate, usage)
+    emit(runtime, f"collapse {task['level']}", task["total"], partial["pages"][:1], True)
+    return {"partials": {key: store_partial(ctx, partial)}, "usage": usage}
+
+
+def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """The final summary from the top-level partials, in the requested shape and language."""
+    ctx = runtime.context
+    _, refs = current_level(state.partials)
+    partials = [load_partial(ctx, ref) for ref in refs]
+    shape = Shape.from_context(ctx, reply_language(state, ctx))
+    summarizer = summarizer_for(ctx, chat_model)
+    estimate = (
+        sum(p["tokens"] for p in partials) + shape.output_tokens() if ctx.engine == "llm" else 0
+    )
+    reserve(runtime, ctx.max_tokens, estimate, "reduce call")
+    usage: dict = {}
+    try:
+        text, usage = summarizer.reduce(partials, shape, state.summary_plan.get("focus", ""))
+    finally:
+        settle(runtime, estimate, usage)
+    return _finish(state, runtime, text, usage)
+
+
+def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """The whole document in one call (or one selection, for the extractive engine)."""
+    ctx = runtime.context
+    index = index_for(ctx)
+    document = index.resolve([state.summary_plan["doc_id"]])[0]
+    chunks = index.catalog.document_chunks(index.collection, document.revision)
+    shape = Shape.from_context(ctx, reply_language(state, ctx))
+    estimate = state.summary_plan.get("estimated_tokens", 0)
+    reserve(runtime, ctx.max_tokens, estimate, "stuff call")
+    usage: dict = {}
+    try:
+        text, usage = summarizer_for(ctx, chat_model).stuff(
+            chunks,
+            document,
+            shape,
+            state.summary_plan.get("focus", ""),
+            on_chunk=lambda c: emit(
+                runtime, "stuff", len(chunks), [c.page_start, c.page_end], True
+            ),
+        )
+    finally:
+        settle(runtime, estimate, usage)
+    return _finish(state, runtime, text, usage)
+
+
+def refine_chunk(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """One step of the refine loop: fold the next chunk into the running summary."""
+    ctx = runtime.context
+    index = index_for(ctx)
+    step = state.refine_step
+    chunk_id = summary_chunk_ids(state)[step]
+    chunk = index.catalog.chunks(index.collection, [chunk_id])[chunk_id]
+    document = index.resolve([chunk.doc_id])[0]
+    shape = Shape.from_context(ctx, reply_language(state, ctx))
+    summarizer = summarizer_for(ctx, chat_model)
+    previous = load_partial(ctx, state.refine_summary) if state.refine_summary else None
+    estimate = (
+        chunk.tokens + (previous["tokens"] if previous else 0) + shape.output_tokens()
+        if ctx.engine == "llm"
+        else 0
+    )
+    reserve(runtime, ctx.max_tokens, estimate, f"refine call (chunk {step + 1})")
+    usage: dict = {}
+    try:
+        partial, usage = summarizer.refine(
+            previous, chunk, document, shape, state.summary_plan.get("focus", ""), f"r:{step}"
+        )
+    finally:
+        settle(runtime, estimate, usage)
+    emit(runtime, "refine", state.summary_chunks, [chunk.page_start, chunk.page_end], True)
+    return {"refine_step": step + 1, "refine_summary": store_partial(ctx, partial), "usage": usage}
+
+
+def finish_refine(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The refined summary is the answer (the extractive one is laid out in the shape)."""
+    ctx = runtime.context
+    if state.refine_summary is None:
+        raise AdaptsumError("the document has no chunks to summarize")
+    summary = load_partial(ctx, state.refine_summary)
+    text = summary["text"]
+    if ctx.engine != "llm":
+        from adaptsum.engines.summary import _shape_text
+
+        shape = Shape.from_context(ctx, reply_language(state, ctx))
+        text = _shape_text(summary["sentences"], shape, None)
+    return _finish(state, runtime, text, {})
+
+
+def summary_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """--dry-run: the plan, with no model called."""
+    plan = state.summary_plan
+    text = (
+        f"plan for {plan['title']} ({plan['doc_id']}): {plan['strategy']} — {plan['reason']}\n"
+        f"{plan['chunks']} chunks, {plan['document_tokens']} tokens; engine {plan['engine']}: "
+        f"{plan['planned_calls']} model calls, about {plan['estimated_tokens']} tokens"
+    )
+    return {"answer": text, "citations": [], "messages": [AIMessage(text)]}
+
+
+def _finish(state: State, runtime: Runtime[Context], text: str, usage: dict) -> dict[str, Any]:
+    ctx = runtime.context
+    index = index_for(ctx)
+    document = index.resolve([state.summary_plan["doc_id"]])[0]
+    chunks = index.catalog.document_chunks(index.collection, document.revision)
+    forget_run(runtime)
+    return {
+        "answer": text,
+        "citations": summary_citations(text, document, chunks),
+        "usage": usage,
+        "messages": [AIMessage(text)],
+    }
