@@ -24,6 +24,8 @@ from adaptsum.engines.summary import (
     ExtractiveSummarizer,
     LLMSummarizer,
     Shape,
+    cited_pages,
+    paragraphs_of,
     summary_citations,
 )
 from adaptsum.errors import AdaptsumError
@@ -435,9 +437,20 @@ def _finish(state: State, runtime: Runtime[Context], text: str, usage: dict) -> 
     document = index.resolve([state.summary_plan["doc_id"]])[0]
     chunks = index.catalog.document_chunks(index.collection, document.revision)
     forget_run(runtime)
-    return {
+    update = {
         "answer": text,
         "citations": summary_citations(text, document, chunks),
         "usage": usage,
         "messages": [AIMessage(text)],
     }
+    uncited = [
+        p
+        for p in paragraphs_of(text)
+        if not any(1 <= page <= document.total_pages for page in cited_pages(p))
+    ]
+    if uncited:  # a model may drop citations; say so rather than pass it silently
+        update["route_reason"] = (
+            f"{state.route_reason}; {len(uncited)} of {len(paragraphs_of(text))} paragraphs "
+            "carry no valid page citation"
+        )
+    return update

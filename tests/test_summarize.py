@@ -277,3 +277,11 @@ def test_killed_process_resumes_on_its_thread(tmp_path: Path) -> None:
     result = json.loads(done.stdout)
     assert result["route"] == "summarize" and result["citations"]
     assert len(maps) == result["summary_plan"]["chunks"]
+
+
+def test_uncited_paragraphs_are_reported(small_index: DocumentIndex) -> None:
+    script = Script(summary=lambda kind, user: "First point [p. 1].\n\nSecond point, uncited.")
+    out = summarize(
+        build_graph(chat_model=ScriptedChatModel(script=script)), llm_context(small_index)
+    )
+    assert "1 of 2 paragraphs carry no valid page citation" in out["route_reason"]
