@@ -124,6 +124,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_summarize)
 
+    p = sub.add_parser(
+        "eval", parents=[common], help="run a question set and print retrieval/answer metrics"
+    )
+    p.add_argument("questions", metavar="QUESTIONS.jsonl")
+    p.add_argument(
+        "--pdf-dir", action="append", required=True, help="where the PDFs are (repeatable)"
+    )
+    p.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
+    p.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
+    p.add_argument("--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1")
+    p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
+    p.add_argument(
+        "--retrieval",
+        choices=["dense", "hybrid", "both"],
+        help="default: the context's (dense); 'both' runs and prints each",
+    )
+    p.add_argument("--json", action="store_true", help="print the full results as JSON")
+    p.add_argument("--out", help="also write the full results as JSON to this file")
+    p.set_defaults(run=_cmd_eval)
+
     p = sub.add_parser("docs", parents=[common], help="list indexed documents")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_docs)
@@ -165,6 +185,8 @@ def _context(args: argparse.Namespace) -> Context:
             overrides[name] = value
     if getattr(args, "no_think", False):
         overrides["no_think"] = True
+    if getattr(args, "retrieval", None) in ("dense", "hybrid"):
+        overrides["retrieval"] = args.retrieval
     return Context(**overrides)
 
 
@@ -385,6 +407,42 @@ class _TokenPrinter:
             sys.stdout.flush()
             self.shown = len(visible)
             self.printed_any = True
+
+
+def _cmd_eval(args: argparse.Namespace, ctx: Context) -> int:
+    from adaptsum.evaluate import format_table, load_questions, run
+
+    questions = load_questions(Path(args.questions))
+    modes = ["dense", "hybrid"] if args.retrieval == "both" else [ctx.retrieval]
+    results = []
+    for mode in modes:
+        run_ctx = dataclasses.replace(ctx, retrieval=mode)
+        bar = None
+        if sys.stderr.isatty() and not args.json:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(questions), desc=f"questions ({mode})", unit="q", leave=False)
+        started = time.perf_counter()
+        result = run(
+            questions,
+            [Path(d) for d in args.pdf_dir],
+            run_ctx,
+            progress=(lambda done, total, bar=bar: bar.update(1)) if bar else None,
+        )
+        if bar:
+            bar.close()
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        results.append(result)
+        if not args.json:
+            print(f"retrieval: {mode}")
+            print(format_table(result))
+            print(f"settings: {result['settings']}; {result['seconds']} s\n")
+    payload = results[0] if len(results) == 1 else results
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, ensure_ascii=False, indent=2))
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    return 0
 
 
 def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:

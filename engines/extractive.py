@@ -83,6 +83,18 @@ class ExtractiveEngine:
         best, similarity = ranked[0] if ranked else (Sentence(chunk.text, 0, 0), hit["score"])
         threshold = self.threshold(language, document)
         relevant = similarity >= threshold
+        reason = (
+            f"best sentence similarity {similarity:.3f} "
+            f"{'>=' if relevant else '<'} threshold {threshold:.3f}"
+        )
+        if relevant and language == document.language and self.ctx.min_term_support > 0:
+            support, missing = self.term_support(question, chunk.text)
+            if support < self.ctx.min_term_support:
+                relevant = False
+                reason += (
+                    f", but term support {support:.2f} < {self.ctx.min_term_support:.2f} "
+                    f"(missing: {', '.join(sorted(missing)[:5])})"
+                )
         return (
             Grade(
                 chunk_id=chunk.chunk_id,
@@ -94,8 +106,7 @@ class ExtractiveEngine:
                 relevant=relevant,
                 evidence=best.text,
                 evidence_page=document.page_of(chunk.char_start + best.start),
-                reason=f"best sentence similarity {similarity:.3f} "
-                f"{'>=' if relevant else '<'} threshold {threshold:.3f}",
+                reason=reason,
             ),
             {},
         )
@@ -147,6 +158,25 @@ class ExtractiveEngine:
                 )
             )
         return Answer("\n".join(lines), citations, {})
+
+    def term_support(self, question: str, text: str) -> tuple[float, set[str]]:
+        """Rarity-weighted share of the question's content terms found in `text`.
+
+        An answerable question's rare words (names, the thing asked about) are in the
+        passage that answers it; an unanswerable one on the same topic lacks them
+        ("Qwen3의 주가": the passage has "Qwen3" but no "주가").
+        """
+        from adaptsum.store.lexical import key_terms, tokenize
+
+        terms = key_terms(question)
+        if not terms:
+            return 1.0, set()
+        present = set(tokenize(text))
+        idf = self.index.lexical.idf()
+        total = sum(idf(t) for t in terms)
+        missing = {t for t in terms if t not in present}
+        found = total - sum(idf(t) for t in missing)
+        return (found / total if total > 0 else 1.0), missing
 
     def threshold(self, language: str, document: DocumentRecord) -> float:
         """The similarity a sentence needs: lower across languages, where e5 scores lower."""

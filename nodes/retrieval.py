@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from adaptsum.engines.factory import engine_for, index_for
+from adaptsum.engines.factory import engine_for, index_for, resources_for
 from adaptsum.nodes.retry import last_attempt
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
@@ -43,9 +43,13 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     index = index_for(ctx)
     pages = PageRange.parse(state.pages)
+    rerank = ctx.engine == "extractive" and ctx.sentence_rerank
+    depth = ctx.k * 2 if rerank else ctx.k
     best: dict[str, Retrieved] = {}
+    texts: dict[str, str] = {}
     for query in state.retrieval_queries or [state.request]:
-        for hit in index.search(query, k=ctx.k, docs=state.doc_ids or None, pages=pages):
+        for hit in index.search(query, k=depth, docs=state.doc_ids or None, pages=pages):
+            texts[hit.chunk.chunk_id] = hit.chunk.text
             chunk_id = hit.chunk.chunk_id
             if chunk_id not in best or best[chunk_id]["score"] < hit.score:
                 best[chunk_id] = Retrieved(
@@ -55,5 +59,17 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                     page_end=hit.chunk.page_end,
                     score=round(hit.score, 4),
                 )
-    ranked = sorted(best.values(), key=lambda r: -r["score"])[: ctx.k]
+    if rerank:
+        from adaptsum.engines.extractive import ExtractiveEngine
+
+        engine = ExtractiveEngine(resources_for(ctx))
+        question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
+
+        def sentence_score(hit: Retrieved) -> float:
+            ranked = engine.rank_sentences(question, hit["chunk_id"], texts[hit["chunk_id"]])
+            return max((sim for _, sim in ranked), default=hit["score"])
+
+        ranked = sorted(best.values(), key=lambda r: -sentence_score(r))[: ctx.k]
+    else:
+        ranked = sorted(best.values(), key=lambda r: -r["score"])[: ctx.k]
     return {"retrieved": ranked}

@@ -65,6 +65,21 @@ class Context:
         default=5,
         metadata={"description": "How many chunks retrieval returns (top-k)."},
     )
+    retrieval: str = field(
+        default="dense",
+        metadata={
+            "description": "'dense' (embeddings only) or 'hybrid' (embeddings fused with "
+            "BM25 over Korean-aware tokens by reciprocal rank fusion)."
+        },
+    )
+    sentence_rerank: bool = field(
+        default=True,
+        metadata={
+            "description": "extractive engine: fetch 2k chunks and keep the k whose best "
+            "sentence is closest to the question (finer than whole-chunk similarity, which "
+            "helps most across languages)."
+        },
+    )
     engine: str = field(
         default="extractive",
         metadata={
@@ -128,6 +143,15 @@ class Context:
         metadata={
             "description": "extractive engine: the same threshold when the question and the "
             "document are in different languages (cross-lingual similarities run lower)."
+        },
+    )
+    min_term_support: float = field(
+        default=0.6,
+        metadata={
+            "description": "extractive engine, same-language questions: share of the "
+            "question's content terms (weighted by rarity, IDF) a chunk must contain to "
+            "count as relevant. Similarity alone cannot tell an unanswerable question on "
+            "the document's topic from an answerable one. 0 turns the check off."
         },
     )
     evidence_sentences: int = field(
@@ -221,6 +245,8 @@ class Context:
             )
         if self.k < 1:
             raise ConfigError(f"k must be at least 1, got {self.k}")
+        if self.retrieval not in {"dense", "hybrid"}:
+            raise ConfigError(f"retrieval must be 'dense' or 'hybrid', got {self.retrieval!r}")
         if self.engine not in {"extractive", "llm"}:
             raise ConfigError(f"engine must be 'extractive' or 'llm', got {self.engine!r}")
         if self.structured_output not in {"auto", "json_schema", "prompt"}:

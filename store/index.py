@@ -368,18 +368,84 @@ class DocumentIndex:
                 ]
             }
         # Long chunks have several vectors: fetch extra so k distinct chunks remain.
-        found = self.vectorstore.similarity_search_with_score(query, k=k * 3, filter=where)
+        depth = k * 3 if self.ctx.retrieval == "dense" else max(k * 4, 20)
+        found = self.vectorstore.similarity_search_with_score(query, k=depth, filter=where)
         best: dict[str, float] = {}
         for doc, distance in found:
             cid = doc.metadata["chunk_id"]
             best[cid] = max(best.get(cid, -1.0), 1.0 - float(distance))
-        ranked = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+        dense = sorted(best.items(), key=lambda kv: -kv[1])
+        if self.ctx.retrieval == "hybrid":
+            # Words only match words of the same language: BM25 joins in for documents
+            # written in the query's language, dense retrieval alone serves the others.
+            from adaptsum.engines.language import detect_language
+
+            language = detect_language(query)
+            same = {r for r, d in by_revision.items() if d.language == language}
+            ranked = self._fuse(query, dense, depth, same, pages)[:k]
+        else:
+            ranked = dense[:k]
         chunks = self.catalog.chunks(self.collection, [cid for cid, _ in ranked])
         return [
             SearchHit(chunks[cid], by_revision[cid.rpartition(":")[0]], score)
             for cid, score in ranked
             if cid in chunks
         ]
+
+    @cached_property
+    def lexical(self):
+        """The BM25 side of hybrid retrieval (built on first use)."""
+        from adaptsum.store.lexical import LexicalIndex
+
+        return LexicalIndex(self.root, self.collection, self.catalog)
+
+    def _fuse(
+        self,
+        query: str,
+        dense: list[tuple[str, float]],
+        depth: int,
+        revisions: set[str],
+        pages: PageRange | None,
+    ) -> list[tuple[str, float]]:
+        """Reciprocal rank fusion of the dense and BM25 rankings (k=60, as in its paper).
+
+        Each chunk keeps its cosine similarity as its score (chunks BM25 alone found
+        get theirs computed), so thresholds mean the same in both retrieval modes.
+        """
+        lexical = self.lexical.search(query, depth, revisions)
+        if pages is not None:
+            spans = self.catalog.chunks(self.collection, [cid for cid, _ in lexical])
+            lexical = [
+                (cid, s)
+                for cid, s in lexical
+                if cid in spans
+                and spans[cid].page_start <= pages.last
+                and spans[cid].page_end >= pages.first
+            ]
+        fused: dict[str, float] = {}
+        for ranking in (dense, lexical):
+            for rank, (cid, _) in enumerate(ranking):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (60 + rank + 1)
+        cosine = dict(dense)
+        missing = [cid for cid in fused if cid not in cosine]
+        if missing:
+            cosine.update(self._cosines(query, missing))
+        order = sorted(fused, key=lambda cid: -fused[cid])
+        return [(cid, cosine.get(cid, 0.0)) for cid in order]
+
+    def _cosines(self, query: str, chunk_ids: list[str]) -> dict[str, float]:
+        """Cosine similarity of the query to chunks the dense search did not return."""
+        import numpy as np
+
+        got = self.vectorstore.get(
+            where={"chunk_id": {"$in": chunk_ids}}, include=["embeddings", "metadatas"]
+        )
+        q = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
+        out: dict[str, float] = {}
+        for vector, meta in zip(got["embeddings"], got["metadatas"], strict=True):
+            sim = float(np.asarray(vector, dtype=np.float32) @ q)
+            out[meta["chunk_id"]] = max(out.get(meta["chunk_id"], -1.0), sim)
+        return out
 
     def _nothing_indexed_message(self) -> str:
         others = [d for d in self.catalog.documents() if d.collection != self.collection]

@@ -1,0 +1,225 @@
+"""Evaluation harness: run a question set through the graph and measure what it claims.
+
+Question sets are JSON Lines: {"pdf", "lang", "question", "answer" | null, "pages",
+"evidence"}; `answer: null` with `pages: []` marks a question the PDF cannot answer.
+Reported per language, for cross-lingual questions, and overall: page-level retrieval
+recall@1/@5 and MRR, refusal accuracy, citation precision, evidence overlap, latency
+and tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adaptsum.engines.language import REFUSAL
+from adaptsum.errors import AdaptsumError
+from adaptsum.state.context import Context
+
+
+@dataclass(frozen=True)
+class Question:
+    """One line of a question set."""
+
+    pdf: str
+    lang: str
+    question: str
+    answer: str | None
+    pages: list[int]
+    evidence: str
+
+    @property
+    def answerable(self) -> bool:
+        """False for questions the document cannot answer."""
+        return self.answer is not None
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read and check a question set.
+
+    Raises:
+        AdaptsumError: a line is not valid JSON or lacks a field.
+    """
+    out: list[Question] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            out.append(
+                Question(
+                    pdf=raw["pdf"],
+                    lang=raw["lang"],
+                    question=raw["question"],
+                    answer=raw["answer"],
+                    pages=[int(p) for p in raw["pages"]],
+                    evidence=raw.get("evidence", ""),
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise AdaptsumError(f"{path}:{number}: not a question line ({exc})") from None
+    return out
+
+
+def resolve_pdf(name: str, pdf_dirs: Sequence[Path]) -> Path:
+    """The question's PDF in the first directory that has it."""
+    for directory in pdf_dirs:
+        if (directory / name).is_file():
+            return directory / name
+    raise AdaptsumError(f"{name}: not found in {', '.join(str(d) for d in pdf_dirs)}")
+
+
+def _words(text: str) -> set[str]:
+    from adaptsum.engines.sentences import strip_particle
+
+    return {strip_particle(w) for w in re.findall(r"\w+", text.lower())}
+
+
+def run(
+    questions: list[Question],
+    pdf_dirs: Sequence[Path],
+    ctx: Context,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Index the PDFs (cached), ask every question, and score the answers."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from adaptsum.engines.factory import index_for
+    from adaptsum.graph.main_graph import build_graph
+
+    index = index_for(ctx)
+    paths = {q.pdf: resolve_pdf(q.pdf, pdf_dirs) for q in questions}
+    languages = {}
+    for name, path in paths.items():
+        report = index.index_file(path)
+        languages[name] = index.resolve([report.doc_id])[0].language
+    graph = build_graph(InMemorySaver())
+    rows: list[dict[str, Any]] = []
+    refusals = set(REFUSAL.values())
+    for number, q in enumerate(questions, start=1):
+        config = {"configurable": {"thread_id": f"eval-{number}"}}
+        started = time.perf_counter()
+        out = graph.invoke(
+            {"request": q.question, "documents": [str(paths[q.pdf])]}, config, context=ctx
+        )
+        seconds = time.perf_counter() - started
+        state = graph.get_state(config).values
+        spans = [(r["page_start"], r["page_end"]) for r in state.get("retrieved", [])]
+        hits = [any(a <= p <= b for p in q.pages) for a, b in spans]
+        refused = out["route"] == "refuse" or out["answer"].strip() in refusals
+        cited = [c["page"] for c in out.get("citations", [])]
+        rows.append(
+            {
+                "question": q.question,
+                "lang": q.lang,
+                "cross_lingual": q.lang != languages[q.pdf],
+                "answerable": q.answerable,
+                "route": out["route"],
+                "refused": refused,
+                "hit_at_1": bool(hits[:1] and hits[0]),
+                "hit_at_5": any(hits[:5]),
+                "reciprocal_rank": next((1 / (i + 1) for i, h in enumerate(hits) if h), 0.0),
+                "cited_pages": cited,
+                "citation_precision": (
+                    sum(p in q.pages for p in cited) / len(cited)
+                    if cited and q.answerable
+                    else None
+                ),
+                "evidence_overlap": (
+                    len(_words(q.evidence) & _words(out["answer"])) / len(_words(q.evidence))
+                    if q.answerable and q.evidence
+                    else None
+                ),
+                "seconds": seconds,
+                "tokens": out.get("usage", {}).get("total_tokens", 0),
+            }
+        )
+        if progress is not None:
+            progress(number, len(questions))
+    return {"settings": _settings(ctx), "summary": summarize(rows), "questions": rows}
+
+
+def _settings(ctx: Context) -> dict[str, Any]:
+    keys = (
+        "engine",
+        "embeddings",
+        "k",
+        "retrieval",
+        "similarity_threshold",
+        "cross_lingual_threshold",
+        "min_term_support",
+        "chunk_size",
+        "chunk_overlap",
+    )
+    return {k: getattr(ctx, k) for k in keys if hasattr(ctx, k)}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The metrics for each group of questions: by language, cross-lingual, overall."""
+    groups = {
+        "ko": [r for r in rows if r["lang"] == "ko"],
+        "en": [r for r in rows if r["lang"] == "en"],
+        "same-language": [r for r in rows if not r["cross_lingual"]],
+        "cross-lingual": [r for r in rows if r["cross_lingual"]],
+        "overall": rows,
+    }
+    return {name: _metrics(group) for name, group in groups.items() if group}
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    seconds = sorted(r["seconds"] for r in rows)
+    return {
+        "questions": len(rows),
+        "answerable": len(answerable),
+        "recall@1": _mean([float(r["hit_at_1"]) for r in answerable]),
+        "recall@5": _mean([float(r["hit_at_5"]) for r in answerable]),
+        "mrr": _mean([r["reciprocal_rank"] for r in answerable]),
+        "unanswerable_refused": _mean([float(r["refused"]) for r in unanswerable]),
+        "answerable_refused": _mean([float(r["refused"]) for r in answerable]),
+        "citation_precision": _mean(
+            [r["citation_precision"] for r in answerable if r["citation_precision"] is not None]
+        ),
+        "evidence_overlap": _mean(
+            [r["evidence_overlap"] for r in answerable if r["evidence_overlap"] is not None]
+        ),
+        "latency_p50_s": round(seconds[len(seconds) // 2], 3),
+        "latency_p95_s": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.95))], 3),
+        "tokens": sum(r["tokens"] for r in rows),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The summary as a fixed-width table."""
+    columns = [
+        ("questions", "n"),
+        ("recall@1", "R@1"),
+        ("recall@5", "R@5"),
+        ("mrr", "MRR"),
+        ("unanswerable_refused", "refused|unans"),
+        ("answerable_refused", "refused|ans"),
+        ("citation_precision", "cite prec"),
+        ("evidence_overlap", "evid overlap"),
+        ("latency_p50_s", "p50 s"),
+        ("latency_p95_s", "p95 s"),
+        ("tokens", "tokens"),
+    ]
+    lines = ["group".ljust(14) + "".join(label.rjust(14) for _, label in columns)]
+    for group, metrics in result["summary"].items():
+        cells = []
+        for key, _ in columns:
+            value = metrics[key]
+            cells.append(("-" if value is None else f"{value}").rjust(14))
+        lines.append(group.ljust(14) + "".join(cells))
+    return "\n".join(lines)

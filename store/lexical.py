@@ -1,0 +1,147 @@
+"""BM25 over Korean-aware tokens, kept in step with the catalogue's live chunks.
+
+Korean words carry particles and endings ("모델은", "모델을"), so plain whitespace
+tokens rarely match; Kiwi (kiwipiepy) splits them into morphemes and we keep the
+content ones (nouns, foreign words, numbers, verb and adjective stems). The BM25
+index (bm25s) is derived from the catalogue: its fingerprint is the set of live
+revisions, so re-indexing or replacing a document rebuilds it on the next search,
+and a document's old chunks can never be returned. It is saved next to Chroma.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from adaptsum.store.catalog import Catalog, chunk_id
+
+_CONTENT_TAGS = ("NN", "NR", "SL", "SN", "SH", "VV", "VA", "XR")
+_STOPWORDS = frozenset(
+    # question and function words that say nothing about the topic (Korean forms are
+    # Kiwi morphemes, so endings are already gone)
+    "무엇 언제 누구 어디 얼마 얼마나 몇 어떻 어떤 왜 무슨 것 수 있 하 되 이 그 저 등 때 "
+    # counters and generic nouns a follow-up uses for what it refers to ("그 사람")
+    "번 째 개 명 분 가지 사람 경우 정도 때문 "
+    "what when who whom whose which where why how much many is are was were be been do does "
+    "did the a an of to in on for and or by with about from as at it its this that these "
+    "those can could will would should may might has have had not no "
+    # request verbs: what is asked for, not what it is about
+    "summarize summarise summary explain describe tell show give list 요약 설명 정리 알려주".split()
+)
+
+
+@functools.cache
+def _kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+def tokenize(text: str) -> list[str]:
+    """Content morphemes, lower-cased (Hangul via Kiwi; Latin words and numbers too)."""
+    return [
+        token.form.lower()
+        for token in _kiwi().tokenize(text)
+        if token.tag.startswith(_CONTENT_TAGS) and token.form.strip()
+    ]
+
+
+def key_terms(text: str) -> set[str]:
+    """The content terms of a question: its morphemes without question and function words."""
+    return {t for t in tokenize(text) if t not in _STOPWORDS}
+
+
+class LexicalIndex:
+    """The BM25 index of one collection's live chunks, rebuilt when they change."""
+
+    def __init__(self, root: Path, collection: str, catalog: Catalog) -> None:
+        self.dir = root / "bm25" / collection
+        self.collection = collection
+        self.catalog = catalog
+        self._lock = threading.Lock()
+        self._loaded: tuple[str, object, list[str]] | None = None
+
+    def _fingerprint(self) -> tuple[str, list[str]]:
+        revisions = sorted(d.revision for d in self.catalog.documents(self.collection))
+        return hashlib.sha1(",".join(revisions).encode()).hexdigest(), revisions
+
+    def _index(self) -> tuple[object, list[str]]:
+        """The current BM25 model and its chunk ids, loading or rebuilding as needed."""
+        import bm25s
+
+        fingerprint, revisions = self._fingerprint()
+        with self._lock:
+            if self._loaded and self._loaded[0] == fingerprint:
+                return self._loaded[1], self._loaded[2]
+            meta = self.dir / "adaptsum.json"
+            if meta.exists() and json.loads(meta.read_text())["fingerprint"] == fingerprint:
+                model = bm25s.BM25.load(str(self.dir), show_progress=False)
+                ids = json.loads(meta.read_text())["chunk_ids"]
+            else:
+                model, ids = self._build(revisions, fingerprint)
+            self._loaded = (fingerprint, model, ids)
+            return model, ids
+
+    def _build(self, revisions: list[str], fingerprint: str) -> tuple[object, list[str]]:
+        import bm25s
+
+        ids: list[str] = []
+        corpus: list[list[str]] = []
+        for revision in revisions:
+            for chunk in self.catalog.document_chunks(self.collection, revision):
+                ids.append(chunk_id(revision, chunk.index))
+                corpus.append(tokenize(chunk.text) or ["∅"])
+        model = bm25s.BM25()
+        model.index(corpus or [["∅"]], show_progress=False)
+        # Write beside, then swap in: a reader never sees half an index.
+        staging = self.dir.with_name(f"{self.dir.name}.{uuid.uuid4().hex}")
+        staging.mkdir(parents=True)
+        model.save(str(staging), show_progress=False)
+        (staging / "adaptsum.json").write_text(
+            json.dumps({"fingerprint": fingerprint, "chunk_ids": ids})
+        )
+        old = self.dir.with_name(f"{self.dir.name}.old.{uuid.uuid4().hex}")
+        if self.dir.exists():
+            os.replace(self.dir, old)
+        os.replace(staging, self.dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return model, ids
+
+    def idf(self) -> Callable[[str], float]:
+        """Inverse document frequency over the live chunks (BM25's own statistics)."""
+        model, ids = self._index()
+        vocab = model.vocab_dict  # type: ignore[attr-defined]
+        indptr = model.scores["indptr"]  # type: ignore[attr-defined]
+        n = max(len(ids), 1)
+
+        def idf(term: str) -> float:
+            column = vocab.get(term)
+            df = 0 if column is None else int(indptr[column + 1] - indptr[column])
+            return math.log((n + 1) / (df + 0.5))
+
+        return idf
+
+    def search(self, query: str, k: int, revisions: set[str]) -> list[tuple[str, float]]:
+        """Top-k chunk ids with BM25 scores, only from the given document revisions."""
+        model, ids = self._index()
+        vocab = model.vocab_dict  # type: ignore[attr-defined]
+        terms = [t for t in tokenize(query) if t in vocab]
+        if not terms or not ids:
+            return []
+        mask = np.array([cid.rpartition(":")[0] in revisions for cid in ids], dtype=float)
+        if not mask.any():
+            return []
+        found, scores = model.retrieve(  # type: ignore[attr-defined]
+            [terms], k=min(k, int(mask.sum())), show_progress=False, weight_mask=mask
+        )
+        return [(ids[i], float(s)) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
