@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         "--chunk-overlap", type=int, help="tokens shared by neighbours (default 50)"
     )
 
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
+    engine.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
+    engine.add_argument(
+        "--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1"
+    )
+    engine.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
+
     parser = argparse.ArgumentParser(
         prog="adaptsum",
         description="Ask questions about PDFs and summarize them; offline by default.",
@@ -76,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "ask",
-        parents=[common],
+        parents=[common, engine],
         help="answer a question about PDFs (indexed on demand), with page citations",
     )
     p.add_argument(
@@ -85,10 +93,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="[PDF_OR_DOC ...] QUESTION",
         help="PDF paths or indexed ids/names (none: all indexed documents), then the question",
     )
-    p.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
-    p.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
-    p.add_argument("--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1")
-    p.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
     p.add_argument("--mode", choices=["auto", "answer", "summarize"], default="auto")
     p.add_argument("--pages", default="", help="only chunks touching these pages, e.g. 2-5")
     p.add_argument("--thread", help="continue this conversation (printed after every run)")
@@ -98,14 +102,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "summarize",
-        parents=[common],
+        parents=[common, engine],
         help="summarize a PDF (indexed on demand): stuff, map-reduce or refine, with citations",
     )
     p.add_argument("document", metavar="PDF_OR_DOC")
     p.add_argument("--strategy", choices=["auto", "stuff", "map_reduce", "refine"], default="auto")
-    p.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
-    p.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
-    p.add_argument("--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1")
     p.add_argument("--paragraphs", type=int, help="paragraphs in the summary (default 5)")
     p.add_argument("--sentences", help="sentences per paragraph, e.g. 4-8 (default)")
     p.add_argument("--style", choices=["prose", "bullets"], help="default: prose")
@@ -120,20 +121,18 @@ def _parser() -> argparse.ArgumentParser:
         default=8,
         help="parallel model calls (default 8, for API rate limits; 0: unbounded)",
     )
-    p.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_summarize)
 
     p = sub.add_parser(
-        "eval", parents=[common], help="run a question set and print retrieval/answer metrics"
+        "eval",
+        parents=[common, engine],
+        help="run a question set and print retrieval/answer metrics",
     )
     p.add_argument("questions", metavar="QUESTIONS.jsonl")
     p.add_argument(
         "--pdf-dir", action="append", required=True, help="where the PDFs are (repeatable)"
     )
-    p.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
-    p.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
-    p.add_argument("--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1")
     p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
     p.add_argument(
         "--retrieval",

@@ -18,7 +18,7 @@ from langchain_core.messages import AnyMessage, HumanMessage
 from adaptsum.engines.base import Answer, Classification, Resources
 from adaptsum.engines.language import QUOTED_INTRO, phrase
 from adaptsum.engines.sentences import Sentence, key_terms, split_sentences, term_coverage
-from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage
+from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 
 _SUMMARY = re.compile(
@@ -147,16 +147,7 @@ class ExtractiveEngine:
             where = f"{document.title}, p. {page}" if several_documents else f"p. {page}"
             quoted = " ".join(text.split())
             lines.append(f'{number}. "{quoted}" [{where}]')
-            citations.append(
-                Citation(
-                    doc_id=document.doc_id,
-                    title=document.title,
-                    source=document.source,
-                    page=page,
-                    chunk_id=grade["chunk_id"],
-                    evidence=quoted,
-                )
-            )
+            citations.append(citation(document, page, grade["chunk_id"], quoted))
         return Answer("\n".join(lines), citations, {})
 
     def term_support(self, question: str, text: str) -> tuple[float, set[str]]:

@@ -22,7 +22,7 @@ from adaptsum import prompts
 from adaptsum.engines.base import Answer, Classification, Resources
 from adaptsum.engines.language import REFUSAL, language_name, phrase
 from adaptsum.providers.chat import message_text, usage_of
-from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, add_usage
+from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, add_usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 
 Schema = TypeVar("Schema", bound=BaseModel)
@@ -225,14 +225,5 @@ def _citations(
             continue
         seen.add((grade["doc_id"], page))
         document = documents[grade["doc_id"]]
-        out.append(
-            Citation(
-                doc_id=document.doc_id,
-                title=document.title,
-                source=document.source,
-                page=page,
-                chunk_id=grade["chunk_id"],
-                evidence=grade["evidence"],
-            )
-        )
+        out.append(citation(document, page, grade["chunk_id"], grade["evidence"]))
     return out

@@ -24,7 +24,7 @@ from adaptsum.engines.sentences import split_sentences
 from adaptsum.providers.chat import message_text, usage_of
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context, parse_range
-from adaptsum.state.graph_state import Citation, Partial, Usage
+from adaptsum.state.graph_state import Citation, Partial, Usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 
 _CITATION = re.compile(r"\[p\.\s*(\d+)(?:\s*[-–]\s*\d+)?\]")
@@ -103,16 +103,7 @@ def summary_citations(
             continue
         chunk = next((c for c in chunks if c.page_start <= page <= c.page_end), None)
         citing = next((p for p in paragraphs_of(text) if page in cited_pages(p)), "")
-        out.append(
-            Citation(
-                doc_id=document.doc_id,
-                title=document.title,
-                source=document.source,
-                page=page,
-                chunk_id=chunk.chunk_id if chunk else "",
-                evidence=citing[:300],
-            )
-        )
+        out.append(citation(document, page, chunk.chunk_id if chunk else "", citing[:300]))
     return out
 
 

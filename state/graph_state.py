@@ -102,6 +102,18 @@ class CollapseTask(TypedDict):
     language: str
 
 
+def citation(document, page: int, chunk_id: str, evidence: str) -> Citation:
+    """A citation of `page` of an indexed document (a `DocumentRecord`)."""
+    return Citation(
+        doc_id=document.doc_id,
+        title=document.title,
+        source=document.source,
+        page=page,
+        chunk_id=chunk_id,
+        evidence=evidence,
+    )
+
+
 class Usage(TypedDict, total=False):
     """Model calls and tokens used in this turn."""
 
