@@ -19,6 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adaptsum.errors import ConfigError
+
+SCHEMA_VERSION = 1
+"""Bump when a table changes; a data directory of another version is refused, not misread."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL,
@@ -147,7 +152,19 @@ class Catalog:
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = self._db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+        if has_tables and version != SCHEMA_VERSION:
+            self._db.close()
+            raise ConfigError(
+                f"{path}: made by another version of adaptsum (catalogue schema {version}, "
+                f"this one reads {SCHEMA_VERSION}); use another --data-dir, or delete "
+                f"{path.parent} and index again"
+            )
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the connection."""

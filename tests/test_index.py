@@ -193,3 +193,17 @@ def test_embedding_models_never_mix(data_dir: Path, e5_server: str) -> None:
         local.collection,
         remote.collection,
     }
+
+
+def test_data_dir_of_another_version_is_refused_clearly(data_dir: Path) -> None:
+    import sqlite3
+
+    from adaptsum.errors import ConfigError
+
+    data_dir.mkdir(parents=True)
+    old = sqlite3.connect(data_dir / "catalog.sqlite")
+    old.execute("CREATE TABLE documents (doc_id TEXT)")  # an older layout, no version
+    old.commit()
+    old.close()
+    with pytest.raises(ConfigError, match="made by another version of adaptsum"):
+        DocumentIndex(Context(data_dir=str(data_dir)))
