@@ -44,7 +44,12 @@ def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]
 
     Progress of any indexing is streamed as custom events of kind 'index'.
     """
-    index = index_for(runtime.context)
+    ctx = runtime.context
+    if ctx.engine == "extractive" and ctx.min_term_support > 0:
+        from adaptsum.store.lexical import warm_up
+
+        warm_up()  # the term-support check needs Kiwi; load it while retrieval runs
+    index = index_for(ctx)
     writer = get_stream_writer()
     doc_ids: list[str] = []
     for ref in state.documents:

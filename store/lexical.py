@@ -40,11 +40,27 @@ _STOPWORDS = frozenset(
 )
 
 
+_kiwi_lock = threading.Lock()
+
+
 @functools.cache
 def _kiwi():
+    with _kiwi_lock:  # one model even when parallel graders ask at once
+        return _load_kiwi()
+
+
+@functools.cache
+def _load_kiwi():
     from kiwipiepy import Kiwi
 
-    return Kiwi()
+    kiwi = Kiwi()
+    kiwi.tokenize("준비")  # Kiwi finishes loading on its first call (~1.5 s): do it here
+    return kiwi
+
+
+def warm_up() -> None:
+    """Load Kiwi in the background, so the first question does not wait for it."""
+    threading.Thread(target=_kiwi, daemon=True, name="kiwi-warm-up").start()
 
 
 def tokenize(text: str) -> list[str]:
