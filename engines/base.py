@@ -78,6 +78,3 @@ class Resources:
 
     ctx: Context
     index: DocumentIndex
-
-
-NO_USAGE: Usage = {}

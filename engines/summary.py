@@ -261,7 +261,7 @@ class ExtractiveSummarizer:
     def reduce(self, partials: list[Partial], shape: Shape, focus: str) -> tuple[str, Usage]:
         """Sentences across all partials by MMR, in document order, shaped into paragraphs."""
         units = _dedupe([u for p in partials for u in p["sentences"]])
-        return _shape_text(units, shape, self._focus_vector(focus)), {}
+        return shape_text(units, shape, self._focus_vector(focus)), {}
 
     def stuff(
         self,
@@ -277,7 +277,7 @@ class ExtractiveSummarizer:
             units.extend(self._units(chunk, document))
             if on_chunk is not None:
                 on_chunk(chunk)
-        return _shape_text(_dedupe(units), shape, self._focus_vector(focus)), {}
+        return shape_text(_dedupe(units), shape, self._focus_vector(focus)), {}
 
     def refine(
         self,
@@ -407,8 +407,8 @@ def _sentence_partial(key: str, units: list[dict]) -> Partial:
     )
 
 
-def _shape_text(units: list[dict], shape: Shape, focus: np.ndarray | None) -> str:
-    """Pick sentences and lay them out as the shape asks, each with its page."""
+def shape_text(units: list[dict], shape: Shape, focus: np.ndarray | None) -> str:
+    """Pick sentences by MMR and lay them out as the shape asks, each with its page."""
     low, high = shape.sentences
     paragraphs = max(1, min(shape.paragraphs, len(units) // max(low, 1) or 1))
     per = max(low, min(high, len(units) // paragraphs)) if len(units) >= low else len(units)

@@ -26,6 +26,7 @@ from adaptsum.engines.summary import (
     Shape,
     cited_pages,
     paragraphs_of,
+    shape_text,
     summary_citations,
 )
 from adaptsum.errors import AdaptsumError
@@ -413,10 +414,8 @@ def finish_refine(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     summary = load_partial(ctx, state.refine_summary)
     text = summary["text"]
     if ctx.engine != "llm":
-        from adaptsum.engines.summary import _shape_text
-
         shape = Shape.from_context(ctx, reply_language(state, ctx))
-        text = _shape_text(summary["sentences"], shape, None)
+        text = shape_text(summary["sentences"], shape, None)
     return _finish(state, runtime, text, {})
 
 
