@@ -22,13 +22,19 @@ _models: dict[tuple, BaseChatModel] = {}
 
 
 def index_for(ctx: Context) -> DocumentIndex:
-    """The shared index for this data directory, embedding model and chunking."""
+    """The shared index for this data directory, embedding model, chunking and retrieval.
+
+    The key holds every setting `DocumentIndex` reads from its context, so a run with
+    other settings never gets an index configured for another run.
+    """
     key = (
         str(ctx.data_path.resolve()),
         ctx.embeddings,
         ctx.embeddings_base_url,
         ctx.chunk_size,
         ctx.chunk_overlap,
+        ctx.k,
+        ctx.retrieval,
     )
     with _lock:
         if key not in _indexes:
