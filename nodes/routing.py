@@ -44,9 +44,10 @@ def route_plan(
     """Dry run, stuff, refine, or one map task per chunk still to map."""
     if state.dry_run:
         return "summary_report"
-    if state.summary_strategy == "stuff":
+    strategy = state.summary_plan.get("strategy")
+    if strategy == "stuff":
         return "stuff_summary"
-    if state.summary_strategy == "refine":
+    if strategy == "refine":
         return "refine_chunk"
     tasks = map_tasks(state)
     return [Send("map_chunk", task) for task in tasks] if tasks else "collapse_gate"

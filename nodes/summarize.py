@@ -116,7 +116,6 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
     return {
         "summary_revision": document.revision,
         "summary_chunks": len(chunks),
-        "summary_strategy": strategy,
         "summary_plan": plan,
         "partials": Overwrite({}),
         "refine_step": 0,

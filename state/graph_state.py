@@ -214,7 +214,6 @@ class State(InputState, OutputState):
     summary_revision: str = ""
     """The summarized document's revision: its chunk ids are `revision:NNNNN`."""
     summary_chunks: int = 0
-    summary_strategy: str = ""
     partials: Annotated[dict[str, PartialRef], merge_partials] = field(default_factory=dict)
     refine_step: int = 0
     refine_summary: PartialRef | None = None
