@@ -10,7 +10,6 @@ and a document's old chunks can never be returned. It is saved next to Chroma.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -41,26 +40,26 @@ _STOPWORDS = frozenset(
 
 
 _kiwi_lock = threading.Lock()
+_kiwi_model = None
 
 
-@functools.cache
 def _kiwi():
-    with _kiwi_lock:  # one model even when parallel graders ask at once
-        return _load_kiwi()
+    """The process's Kiwi model, loaded once even when parallel graders ask at once."""
+    global _kiwi_model
+    with _kiwi_lock:
+        if _kiwi_model is None:
+            from kiwipiepy import Kiwi
 
-
-@functools.cache
-def _load_kiwi():
-    from kiwipiepy import Kiwi
-
-    kiwi = Kiwi()
-    kiwi.tokenize("준비")  # Kiwi finishes loading on its first call (~1.5 s): do it here
-    return kiwi
+            model = Kiwi()
+            model.tokenize("준비")  # Kiwi finishes loading on its first call (~1.5 s)
+            _kiwi_model = model
+        return _kiwi_model
 
 
 def warm_up() -> None:
     """Load Kiwi in the background, so the first question does not wait for it."""
-    threading.Thread(target=_kiwi, daemon=True, name="kiwi-warm-up").start()
+    if _kiwi_model is None:
+        threading.Thread(target=_kiwi, daemon=True, name="kiwi-warm-up").start()
 
 
 def tokenize(text: str) -> list[str]:
