@@ -146,18 +146,20 @@ def run(
 
 
 def _settings(ctx: Context) -> dict[str, Any]:
+    """The settings that decide the figures, recorded with them."""
     keys = (
         "engine",
         "embeddings",
         "k",
         "retrieval",
+        "sentence_rerank",
         "similarity_threshold",
         "cross_lingual_threshold",
         "min_term_support",
         "chunk_size",
         "chunk_overlap",
     )
-    return {k: getattr(ctx, k) for k in keys if hasattr(ctx, k)}
+    return {k: getattr(ctx, k) for k in keys}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
