@@ -22,7 +22,6 @@ from adaptsum.errors import AdaptsumError, DocumentError
 from adaptsum.state.context import Context
 
 EXIT_FAILED = 1
-UNBOUNDED_CONCURRENCY = 1024
 EXIT_USAGE = 2
 
 
@@ -31,15 +30,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb: never phone home
+    if getattr(args, "verbose", False):
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        logging.getLogger("adaptsum").setLevel(logging.INFO)
     try:
         ctx = _context(args)
         return int(args.run(args, ctx) or 0)
     except AdaptsumError as exc:
         _error(str(exc))
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        _error("interrupted; what was fully indexed is kept")
+    except _Interrupted as exc:
+        _error(str(exc))
         return 130
+    except KeyboardInterrupt:
+        _error("interrupted; what was fully indexed is kept (run the same command to go on)")
+        return 130
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the line that says how to resume."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--embeddings-base-url", help="OpenAI-compatible embeddings server, e.g. http://host/v1"
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log finished map/collapse tasks to stderr"
     )
     common.add_argument("--chunk-size", type=int, help="tokens per chunk (o200k_base; default 400)")
     common.add_argument(
@@ -118,7 +132,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--concurrency",
         type=int,
-        default=8,
         help="parallel model calls (default 8, for API rate limits; 0: unbounded)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -178,6 +191,7 @@ def _context(args: argparse.Namespace) -> Context:
         ("style", "summary_style"),
         ("lang", "answer_language"),
         ("max_tokens", "max_tokens"),
+        ("concurrency", "concurrency"),
     ]:
         value = getattr(args, flag, None)
         if value is not None:
@@ -270,17 +284,21 @@ def _run_graph(
 
     from adaptsum.checkpoint import sqlite_saver
     from adaptsum.graph.main_graph import build_graph
+    from adaptsum.nodes.concurrency import MAX_FAN_OUT, POOL_HEADROOM
 
     thread = args.thread or uuid.uuid4().hex[:12]
     graph = build_graph(checkpointer=sqlite_saver(ctx))
-    config: dict[str, Any] = {"configurable": {"thread_id": thread}}
-    concurrency = getattr(args, "concurrency", None)
-    if concurrency is not None:
-        # LangGraph's sync executor otherwise has min(32, cores + 4) threads.
-        config["max_concurrency"] = concurrency or UNBOUNDED_CONCURRENCY
+    # The pool starts every task of a step at once (work in flight is bounded by
+    # ctx.concurrency inside the nodes), so finished tasks' writes never queue.
+    config: dict[str, Any] = {
+        "configurable": {"thread_id": thread},
+        "max_concurrency": MAX_FAN_OUT + POOL_HEADROOM,
+    }
     pending = graph.get_state(config).next if args.thread else ()
     if pending:
         print(f"resuming thread {thread} at {', '.join(pending)}", file=sys.stderr)
+    else:
+        print(f"thread {thread} (resume with --thread {thread})", file=sys.stderr)
     interactive = not args.json and sys.stderr.isatty()
     bars = _Bars("", enabled=interactive)
     summary_bar = _SummaryBar(enabled=interactive)
@@ -292,6 +310,7 @@ def _run_graph(
             config,
             context=ctx,
             stream_mode=["custom", "messages"],
+            durability="sync",  # each step's checkpoint is saved before the next starts
         ):
             if mode == "custom" and chunk.get("kind") == "index":
                 bars.name = chunk["file"]
@@ -305,6 +324,12 @@ def _run_graph(
     except AdaptsumError as exc:
         summary_bar.close()
         raise AdaptsumError(f"{exc} (thread {thread})") from None
+    except KeyboardInterrupt:
+        bars.close()
+        summary_bar.close()
+        raise _Interrupted(
+            f"interrupted; finished steps are checkpointed: resume with --thread {thread}"
+        ) from None
     finally:
         bars.close()
         summary_bar.close()

@@ -132,7 +132,7 @@ def build_graph(
     )
     builder.add_edge("map_chunk", "collapse_gate")
     builder.add_conditional_edges(
-        "collapse_gate", route_collapse, ["collapse_group", "reduce_summary"]
+        "collapse_gate", route_collapse, ["map_chunk", "collapse_group", "reduce_summary"]
     )
     builder.add_edge("collapse_group", "collapse_gate")
     builder.add_conditional_edges("refine_chunk", route_refine)

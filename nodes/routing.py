@@ -54,7 +54,9 @@ def route_plan(
 
 
 def route_collapse(state: State) -> list[Send] | Literal["reduce_summary"]:
-    """Another parallel collapse round while the partials exceed the reduce budget."""
+    """The next round of map tasks; then collapse rounds while over the reduce budget."""
+    if state.summary_plan.get("strategy") == "map_reduce" and (maps := map_tasks(state)):
+        return [Send("map_chunk", task) for task in maps]
     tasks = collapse_tasks(state)
     return [Send("collapse_group", task) for task in tasks] if tasks else "reduce_summary"
 

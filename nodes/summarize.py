@@ -3,12 +3,16 @@
 Map and collapse tasks fan out with `Send` and write their results keyed by level and
 position, so a run resumed on its thread redoes none of the finished ones; map
 results are also cached across runs by chunk text, map prompt version and model.
+A step sends at most as many map tasks as the run's thread pool starts at once, and
+work in flight is bounded by a per-run slot (see `nodes/concurrency.py`), so each
+finished task's checkpoint write lands as it finishes rather than after the step.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from typing import Any
 
@@ -31,11 +35,14 @@ from adaptsum.engines.summary import (
 )
 from adaptsum.errors import AdaptsumError
 from adaptsum.nodes.answer import reply_language
+from adaptsum.nodes.concurrency import fan_out_size, work_slot
 from adaptsum.nodes.progress import emit, forget_run, reserve, reset_stage, settle
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import CollapseTask, MapTask, Partial, PartialRef, State
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord, chunk_id
+
+_log = logging.getLogger(__name__)
 
 _NARRATIVE = re.compile(
     r"순서대로|흐름|이야기|서사|줄거리|차례로|"
@@ -97,6 +104,7 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         "language": shape.language,
         "reduce_budget": ctx.reduce_budget,
         "max_collapse_levels": ctx.max_collapse_levels,
+        "fan_out": fan_out_size(),
         **_estimate(ctx, chat_model, strategy, chunks, shape),
     }
     for stage in ("map", "refine", "stuff"):
@@ -197,8 +205,12 @@ def summary_chunk_ids(state: State) -> list[str]:
 
 
 def map_tasks(state: State) -> list[MapTask]:
-    """One task per chunk not mapped yet (a resumed run skips the finished ones)."""
-    return [
+    """One task per chunk not mapped yet, at most `fan_out` of them (the next round).
+
+    A resumed run skips the finished ones; the rest come in later rounds from the
+    collapse gate, so no task waits in the thread pool ahead of a finished one's write.
+    """
+    todo = [
         MapTask(
             chunk_id=chunk_id,
             order=order,
@@ -208,6 +220,7 @@ def map_tasks(state: State) -> list[MapTask]:
         for order, chunk_id in enumerate(summary_chunk_ids(state))
         if _level_key(0, order) not in state.partials
     ]
+    return todo[: max(1, state.summary_plan.get("fan_out", len(todo)))]
 
 
 def _level_key(level: int, order: int) -> str:
@@ -233,12 +246,14 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
     else:
         summarizer = summarizer_for(ctx, chat_model)
         estimate = summarizer.map_cost(chunk) if ctx.engine == "llm" else 0
-        reserve(runtime, ctx.max_tokens, estimate, f"map call (chunk {task['order'] + 1})")
-        try:
-            partial, usage = summarizer.map(chunk, document, task["focus"], key)
-        finally:
-            settle(runtime, estimate, usage)
+        with work_slot(runtime, ctx.concurrency):
+            reserve(runtime, ctx.max_tokens, estimate, f"map call (chunk {task['order'] + 1})")
+            try:
+                partial, usage = summarizer.map(chunk, document, task["focus"], key)
+            finally:
+                settle(runtime, estimate, usage)
         ref = store_partial(ctx, partial)
+        _log.info("mapped chunk %d of %d", task["order"] + 1, task["total"])
         if use_cache:
             index.catalog.put_cached_map(cache_key, ref["ref"])
     emit(runtime, "map", task["total"], [chunk.page_start, chunk.page_end], finished=True)
@@ -321,14 +336,16 @@ def collapse_group(
     key = _level_key(task["level"], task["order"])
     partials = [load_partial(ctx, ref) for ref in task["partials"]]
     estimate = sum(p["tokens"] for p in partials) * 3 // 2 if ctx.engine == "llm" else 0
-    reserve(runtime, ctx.max_tokens, estimate, f"collapse call (level {task['level']})")
     usage: dict = {}
-    try:
-        partial, usage = summarizer_for(ctx, chat_model).collapse(
-            partials, task["language"], task["focus"], key
-        )
-    finally:
-        settle(runtime, estimate, usage)
+    with work_slot(runtime, ctx.concurrency):
+        reserve(runtime, ctx.max_tokens, estimate, f"collapse call (level {task['level']})")
+        try:
+            partial, usage = summarizer_for(ctx, chat_model).collapse(
+                partials, task["language"], task["focus"], key
+            )
+        finally:
+            settle(runtime, estimate, usage)
+    _log.info("collapsed group %d of level %d", task["order"] + 1, task["level"])
     emit(runtime, f"collapse {task['level']}", task["total"], partial["pages"][:1], True)
     return {"partials": {key: store_partial(ctx, partial)}, "usage": usage}
 

@@ -210,6 +210,14 @@ class Context:
             "version and model); off forces every chunk to be summarized again."
         },
     )
+    concurrency: int = field(
+        default=8,
+        metadata={
+            "description": "Map, collapse and grading work in flight at once per run (0: "
+            "unbounded). Bounded here rather than by LangGraph's max_concurrency, whose "
+            "thread pool would queue finished tasks' checkpoint writes behind pending tasks."
+        },
+    )
     max_tokens: int = field(
         default=0,
         metadata={
@@ -260,6 +268,8 @@ class Context:
             )
         for name in ("summary_sentences", "map_paragraphs"):
             parse_range(getattr(self, name), name)
+        if self.concurrency < 0:
+            raise ConfigError(f"concurrency must be 0 (unbounded) or more, got {self.concurrency}")
         if not 1 <= self.grade_cutoff <= 10:
             raise ConfigError(f"grade_cutoff must be 1-10, got {self.grade_cutoff}")
 
