@@ -268,11 +268,11 @@ def _run_graph(
     """Run (or resume) a thread, show progress and streamed text, then the result."""
     import uuid
 
-    from adaptsum.checkpoint import sqlite_saver
+    from adaptsum.checkpoint import checkpointer
     from adaptsum.graph.main_graph import build_graph
 
     thread = args.thread or uuid.uuid4().hex[:12]
-    graph = build_graph(checkpointer=sqlite_saver(ctx))
+    graph = build_graph(checkpointer=checkpointer(ctx))
     config: dict[str, Any] = {"configurable": {"thread_id": thread}}
     concurrency = getattr(args, "concurrency", None)
     if concurrency is not None:
@@ -445,9 +445,9 @@ def _cmd_eval(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
-    from adaptsum.store.catalog import Catalog
+    from adaptsum.store.catalog import open_catalog
 
-    catalog = Catalog(ctx.data_path / "catalog.sqlite")
+    catalog = open_catalog(ctx)
     docs = catalog.documents()
     if args.json:
         print(json.dumps([asdict(d) for d in docs], ensure_ascii=False, indent=2))
