@@ -204,18 +204,26 @@ def test_threads_continue_across_processes_and_async(
     assert isinstance(saver, PostgresSaver)
     config = {"configurable": {"thread_id": "shared"}}
     build_graph(checkpointer=saver).invoke(
-        {"request": "한글은 누가 만들었나?", "documents": [str(KO_SAMPLE)]}, config, context=one
+        {"request": "한글은 누가 만들었나요?", "documents": [str(KO_SAMPLE)]}, config, context=one
     )
     two = Context(data_dir=str(tmp_path / "two"), **servers)
 
-    async def follow_up() -> dict:
+    async def follow_up() -> tuple[dict, dict]:
         async with async_checkpointer(two) as aio:
             assert isinstance(aio, AsyncPostgresSaver)
             graph = build_graph(checkpointer=aio)
-            return await graph.ainvoke({"request": "언제 반포했나?"}, config, context=two)
+            out = await graph.ainvoke(
+                {"request": "그 사람은 몇 번째 임금이었나요?", "documents": [str(KO_SAMPLE)]},
+                config,
+                context=two,
+            )
+            return out, (await graph.aget_state(config)).values
 
-    out = asyncio.run(follow_up())
-    assert len(out["history"]) == 2 and out["citations"]
+    # Another replica (another data directory, the async API) continues the thread.
+    out, state = asyncio.run(follow_up())
+    assert [m.type for m in state["messages"]] == ["human", "ai", "human", "ai"]
+    assert state["turn"] == 2
+    assert any("제4대 임금" in c["evidence"] for c in out["citations"])
 
 
 def test_bm25_is_derived_and_rebuilt_per_replica(
