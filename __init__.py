@@ -3,7 +3,7 @@
 The repository root is this package (see pyproject.toml): `graph/`, `nodes/` and
 `state/` install as `adaptsum.graph`, `adaptsum.nodes` and `adaptsum.state`.
 
-    from adaptsum import Context, build_graph, sqlite_saver
+    from adaptsum import Context, build_graph, checkpointer
 """
 
 from __future__ import annotations
@@ -19,13 +19,20 @@ __all__ = [
     "Context",
     "DocumentError",
     "__version__",
+    "async_checkpointer",
     "async_sqlite_saver",
     "build_graph",
+    "checkpointer",
     "sqlite_saver",
 ]
 
 if TYPE_CHECKING:
-    from adaptsum.checkpoint import async_sqlite_saver, sqlite_saver
+    from adaptsum.checkpoint import (
+        async_checkpointer,
+        async_sqlite_saver,
+        checkpointer,
+        sqlite_saver,
+    )
     from adaptsum.graph.main_graph import build_graph
     from adaptsum.state.context import Context
 
@@ -33,6 +40,8 @@ _LAZY = {
     "build_graph": "adaptsum.graph.main_graph",
     "sqlite_saver": "adaptsum.checkpoint",
     "async_sqlite_saver": "adaptsum.checkpoint",
+    "checkpointer": "adaptsum.checkpoint",
+    "async_checkpointer": "adaptsum.checkpoint",
     "Context": "adaptsum.state.context",
 }
 

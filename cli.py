@@ -282,12 +282,12 @@ def _run_graph(
     """Run (or resume) a thread, show progress and streamed text, then the result."""
     import uuid
 
-    from adaptsum.checkpoint import sqlite_saver
+    from adaptsum.checkpoint import checkpointer
     from adaptsum.graph.main_graph import build_graph
     from adaptsum.nodes.concurrency import MAX_FAN_OUT, POOL_HEADROOM
 
     thread = args.thread or uuid.uuid4().hex[:12]
-    graph = build_graph(checkpointer=sqlite_saver(ctx))
+    graph = build_graph(checkpointer=checkpointer(ctx))
     # The pool starts every task of a step at once (work in flight is bounded by
     # ctx.concurrency inside the nodes), so finished tasks' writes never queue.
     config: dict[str, Any] = {
@@ -470,9 +470,9 @@ def _cmd_eval(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
-    from adaptsum.store.catalog import Catalog
+    from adaptsum.store.catalog import open_catalog
 
-    catalog = Catalog(ctx.data_path / "catalog.sqlite")
+    catalog = open_catalog(ctx)
     docs = catalog.documents()
     if args.json:
         print(json.dumps([asdict(d) for d in docs], ensure_ascii=False, indent=2))

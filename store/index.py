@@ -17,10 +17,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptsum.errors import AdaptsumError, DocumentError, EmbeddingsMismatchError
+from adaptsum.errors import AdaptsumError, ConfigError, DocumentError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, file_sha256
 from adaptsum.state.context import Context
-from adaptsum.store.catalog import Catalog, ChunkRecord, DocumentRecord, _now, chunk_id
+from adaptsum.store.catalog import (
+    ChunkRecord,
+    DocumentRecord,
+    _now,
+    chunk_id,
+    new_owner,
+    open_catalog,
+)
 
 if TYPE_CHECKING:
     from langchain_chroma import Chroma
@@ -36,6 +43,9 @@ Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) with stage 'pages', 'chunks' or 'embeddings'."""
 
 EMBED_BATCH = 8
+
+CLAIM_POLL_SECONDS = 0.25
+"""How often an indexer waiting for another's write of the same revision looks again."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,30 @@ class PageRange:
         return rng
 
 
+def chroma_http_client(url: str, settings: Any) -> Any:
+    """A `chromadb.HttpClient` for a Chroma server URL such as http://host:8000.
+
+    Raises:
+        ConfigError: the URL is not http(s)://host[:port].
+    """
+    from urllib.parse import urlsplit
+
+    import chromadb
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"chroma_url {url!r}: expected http://host:port of a `chroma run` server")
+    try:
+        return chromadb.HttpClient(
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            settings=settings,
+        )
+    except Exception as err:  # chromadb raises ValueError/ConnectError on an unreachable server
+        raise ConfigError(f"Chroma server {url}: cannot connect ({err})") from None
+
+
 class DocumentIndex:
     """The persistent store: catalogue + Chroma collection for the configured embeddings."""
 
@@ -106,7 +140,7 @@ class DocumentIndex:
         self.ctx = ctx
         self.root = ctx.data_path
         self._embeddings = embeddings
-        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.catalog = open_catalog(ctx)
 
     # -- configuration -------------------------------------------------------------
     @property
@@ -137,10 +171,11 @@ class DocumentIndex:
         from chromadb.config import Settings
         from langchain_chroma import Chroma
 
-        client = chromadb.PersistentClient(
-            path=str(self.root / "chroma"),
-            settings=Settings(anonymized_telemetry=False, allow_reset=False),
-        )
+        settings = Settings(anonymized_telemetry=False, allow_reset=False)
+        if self.ctx.chroma_url:
+            client = chroma_http_client(self.ctx.chroma_url, settings)
+        else:
+            client = chromadb.PersistentClient(path=str(self.root / "chroma"), settings=settings)
         store = Chroma(
             collection_name=self.collection,
             embedding_function=self.embeddings,
@@ -208,9 +243,12 @@ class DocumentIndex:
         windows = self._windows(chunks)
         doc_id = sha[:12]
 
-        for stale in self.catalog.begin_revision(self.collection, revision):
-            self._delete_vectors([stale])
-        self._write_vectors(doc_id, revision, windows, progress)
+        owner = new_owner()
+        if not self._claim(revision, owner):
+            # Another process wrote this very revision while we waited for it.
+            return self.index_file(path, progress)
+        with self.catalog.lease(self.collection, revision, owner):
+            self._write_vectors(doc_id, revision, windows, progress)
         record = DocumentRecord(
             collection=self.collection,
             doc_id=doc_id,
@@ -245,8 +283,9 @@ class DocumentIndex:
                 )
                 for c in chunks
             ],
+            owner,
         )
-        self._delete_vectors(replaced)
+        self._delete_vectors(replaced, owner)
         return IndexReport(
             path=str(path),
             doc_id=doc_id,
@@ -311,11 +350,26 @@ class DocumentIndex:
             )
             _notify(progress, "embeddings", start + len(batch), total)
 
-    def _delete_vectors(self, revisions: Sequence[str]) -> None:
+    def _claim(self, revision: str, owner: str) -> bool:
+        """Hold `revision` for writing; False if another writer finished it meanwhile.
+
+        A live writer of the same revision is waited for (its lease bounds the wait);
+        revisions whose writers died are cleaned up here, never those of live writers.
+        """
+        while True:
+            holder, stale = self.catalog.begin_revision(self.collection, revision, owner)
+            if holder is None:
+                self._delete_vectors(stale, owner)
+                return True
+            time.sleep(CLAIM_POLL_SECONDS)
+            if self.catalog.find_revision(self.collection, revision) is not None:
+                return False
+
+    def _delete_vectors(self, revisions: Sequence[str], owner: str | None = None) -> None:
         if not revisions:
             return
         self.vectorstore.delete(where={"revision": {"$in": list(revisions)}})
-        self.catalog.forget_pending(self.collection, revisions)
+        self.catalog.forget_pending(self.collection, revisions, owner)
 
     # -- reading -------------------------------------------------------------------
     def documents(self) -> list[DocumentRecord]:

@@ -5,7 +5,9 @@ tokens rarely match; Kiwi (kiwipiepy) splits them into morphemes and we keep the
 content ones (nouns, foreign words, numbers, verb and adjective stems). The BM25
 index (bm25s) is derived from the catalogue: its fingerprint is the set of live
 revisions, so re-indexing or replacing a document rebuilds it on the next search,
-and a document's old chunks can never be returned. It is saved next to Chroma.
+and a document's old chunks can never be returned. It is saved in the data directory
+as a per-machine cache: replicas sharing a PostgreSQL catalogue each rebuild their own
+when the live revisions change, and a damaged copy is rebuilt rather than trusted.
 """
 
 from __future__ import annotations
@@ -92,20 +94,37 @@ class LexicalIndex:
 
     def _index(self) -> tuple[object, list[str]]:
         """The current BM25 model and its chunk ids, loading or rebuilding as needed."""
-        import bm25s
-
         fingerprint, revisions = self._fingerprint()
         with self._lock:
             if self._loaded and self._loaded[0] == fingerprint:
                 return self._loaded[1], self._loaded[2]
-            meta = self.dir / "adaptsum.json"
-            if meta.exists() and json.loads(meta.read_text())["fingerprint"] == fingerprint:
-                model = bm25s.BM25.load(str(self.dir), show_progress=False)
-                ids = json.loads(meta.read_text())["chunk_ids"]
+            loaded = self._load(fingerprint)
+            if loaded is not None:
+                model, ids = loaded
             else:
                 model, ids = self._build(revisions, fingerprint)
             self._loaded = (fingerprint, model, ids)
             return model, ids
+
+    def _load(self, fingerprint: str) -> tuple[object, list[str]] | None:
+        """The saved index if it matches the catalogue's live revisions, else None.
+
+        The files are a per-machine cache: unreadable or stale ones are rebuilt from
+        the (possibly shared) catalogue, never trusted over it.
+        """
+        import bm25s
+
+        try:
+            meta = json.loads((self.dir / "adaptsum.json").read_text())
+            if meta["fingerprint"] != fingerprint:
+                return None
+            model = bm25s.BM25.load(str(self.dir), show_progress=False)
+            ids = meta["chunk_ids"]
+            if max(len(ids), 1) != int(model.scores["num_docs"]):  # type: ignore[attr-defined]
+                return None
+            return model, ids
+        except Exception:  # missing, half-written or damaged files: rebuild
+            return None
 
     def _build(self, revisions: list[str], fingerprint: str) -> tuple[object, list[str]]:
         import bm25s
