@@ -35,11 +35,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
         logging.getLogger("adaptsum").setLevel(logging.INFO)
+    ctx: Context | None = None
     try:
         ctx = _context(args)
+        if args.run is not _cmd_doctor:
+            from adaptsum.store.doctor import check_on_open
+
+            check_on_open(ctx)
         return int(args.run(args, ctx) or 0)
     except AdaptsumError as exc:
         _error(str(exc))
+        return EXIT_FAILED
+    except Exception as exc:  # a damaged store: one line naming it, not a traceback
+        from adaptsum.store.doctor import explain
+
+        line = explain(ctx, exc) if ctx is not None else None
+        if line is None:
+            raise
+        _error(line)
         return EXIT_FAILED
     except _Interrupted as exc:
         _error(str(exc))
@@ -159,6 +172,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("docs", parents=[common], help="list indexed documents")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_docs)
+
+    p = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the data directory (catalogue, checkpoints, vectors, BM25); --repair mends",
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="rebuild vectors and BM25 from the catalogue; move unreadable databases aside",
+    )
+    p.set_defaults(run=_cmd_doctor)
 
     p = sub.add_parser("search", parents=[common], help="show the chunks closest to a query")
     p.add_argument("query")
@@ -487,6 +512,23 @@ def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
             f"{d.collection.removeprefix('adaptsum-'):28}  {d.title} — {Path(d.source).name}"
         )
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace, ctx: Context) -> int:
+    from adaptsum.store.doctor import run
+
+    report = run(ctx, repair=args.repair)
+    for line in report.lines:
+        print(line)
+    for finding in report.findings:
+        shown = f"{finding.where}: {finding.problem}" if args.repair else finding.line()
+        print(f"problem: {shown}")
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    if not report.findings:
+        print("healthy")
+        return 0
+    return 0 if args.repair else EXIT_FAILED
 
 
 def _cmd_search(args: argparse.Namespace, ctx: Context) -> int:

@@ -424,6 +424,8 @@ class DocumentIndex:
         # Long chunks have several vectors: fetch extra so k distinct chunks remain.
         depth = k * 3 if self.ctx.retrieval == "dense" else max(k * 4, 20)
         found = self.vectorstore.similarity_search_with_score(query, k=depth, filter=where)
+        if pages is None and len(found) < min(depth, sum(d.vectors for d in live)):
+            self._check_vectors(live)
         best: dict[str, float] = {}
         for doc, distance in found:
             cid = doc.metadata["chunk_id"]
@@ -500,6 +502,25 @@ class DocumentIndex:
             sim = float(np.asarray(vector, dtype=np.float32) @ q)
             out[meta["chunk_id"]] = max(out.get(meta["chunk_id"], -1.0), sim)
         return out
+
+    def _check_vectors(self, live: Sequence[DocumentRecord]) -> None:
+        """Say so when the vector store lacks vectors the catalogue lists (never "no answer").
+
+        Raises:
+            StoreDamagedError: naming the vector store, the shortfall and the repair.
+        """
+        from adaptsum.store.doctor import REPAIR, StoreDamagedError
+
+        got = self.vectorstore.get(
+            where={"revision": {"$in": [d.revision for d in live]}}, include=["metadatas"]
+        )
+        have, want = len(got["ids"]), sum(d.vectors for d in live)
+        if have < want:
+            where = self.ctx.chroma_url or str(self.root / "chroma")
+            raise StoreDamagedError(
+                f"{where}: the vector store holds {have} of the {want} vectors the catalogue "
+                f"lists for {len(live)} document(s) (deleted or damaged); run `{REPAIR}`"
+            )
 
     def _nothing_indexed_message(self) -> str:
         others = [d for d in self.catalog.documents() if d.collection != self.collection]
