@@ -40,3 +40,22 @@ def check_pdf_file(path: Path) -> None:
         raise DocumentError(path, "empty file (0 bytes)")
     if b"%PDF-" not in head:
         raise DocumentError(path, "not a PDF (no %PDF- header)")
+
+
+def read_pdf_bytes(path: Path) -> bytes:
+    """The whole file, read once: its hash and its parse must come from the same bytes.
+
+    MuPDF otherwise reads pages lazily from disk, so a file overwritten while it is
+    indexed would be stored under the hash of a version that was never parsed.
+
+    Raises:
+        DocumentError: missing, a directory, unreadable, empty, or not a PDF.
+    """
+    check_pdf_file(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise DocumentError(path, "empty file (0 bytes)")
+    return data

@@ -10,6 +10,7 @@ ending such as 을/는/의/고); elsewhere the syllables are re-joined.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pymupdf
 from langchain_core.documents import Document
 
 from adaptsum.errors import DocumentError
-from adaptsum.ingest.files import check_pdf_file, file_sha256
+from adaptsum.ingest.files import read_pdf_bytes
 
 _CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7a3]")
 _WORD_FINAL_HANGUL = frozenset("을를은는의와과고며면서한된인로도에게께요다")
@@ -27,6 +28,7 @@ _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _HYPHENATED = re.compile(r"([a-z])-\n([a-z])")
 _LIGATURES = re.compile(r"[\ufb00-\ufb06]")  # ﬁ, ﬂ, ﬀ, ...
+_DAMAGE = re.compile(r"cannot load|not a stream|bad xref|object missing|syntax error", re.I)
 
 
 @dataclass(frozen=True)
@@ -46,28 +48,27 @@ class LoadedPdf:
         return self.total_pages - len(self.pages)
 
 
-def load_pdf(path: str | Path) -> LoadedPdf:
-    """Read every page's text; raise `DocumentError` for unusable files.
+def load_pdf(path: str | Path, data: bytes | None = None) -> LoadedPdf:
+    """Read every page's text from `data` (the file's bytes, read here when not given).
 
     Raises:
         DocumentError: missing, empty, not a PDF, corrupt or truncated, encrypted,
-            or without any text layer.
+            without any text layer, or damaged so that some pages cannot be read (named).
     """
     path = Path(path).expanduser().resolve()
-    check_pdf_file(path)
-    sha = file_sha256(path)
+    if data is None:
+        data = read_pdf_bytes(path)
+    sha = hashlib.sha256(data).hexdigest()
     try:
-        doc = pymupdf.open(path, filetype="pdf")
+        doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # MuPDF's own errors vary by version
         raise DocumentError(path, f"corrupt PDF, cannot be opened ({_short(exc)})") from None
     with doc:
         if doc.needs_pass:
             raise DocumentError(path, "encrypted PDF: a password is needed to read it")
         texts, lost = _page_texts(doc)
-        if doc.is_repaired and (lost or not any(texts)):
-            raise DocumentError(
-                path, "damaged or truncated PDF (MuPDF had to rebuild it and pages are unreadable)"
-            )
+        if lost or (doc.is_repaired and not any(texts)):
+            raise DocumentError(path, _damage_message(lost))
         if not any(texts):
             raise DocumentError(
                 path,
@@ -93,16 +94,39 @@ def load_pdf(path: str | Path) -> LoadedPdf:
     return LoadedPdf(path=path, sha256=sha, title=title, total_pages=total, pages=pages)
 
 
-def _page_texts(doc: pymupdf.Document) -> tuple[list[str], int]:
-    """Normalised text per page and how many pages MuPDF failed to read."""
+def _damage_message(lost: list[int]) -> str:
+    if not lost:
+        return "damaged or truncated PDF (MuPDF had to rebuild it and found no readable page)"
+    shown = ", ".join(str(n) for n in lost[:10]) + (" ..." if len(lost) > 10 else "")
+    return (
+        f"damaged or truncated PDF: MuPDF had to rebuild it and {len(lost)} page(s) "
+        f"cannot be read (page {shown}); nothing was indexed"
+    )
+
+
+def _page_texts(doc: pymupdf.Document) -> tuple[list[str], list[int]]:
+    """Normalised text per page, and the 1-based numbers of pages MuPDF failed to read.
+
+    A page fails when MuPDF raises, or, in a file it had to rebuild (truncated, or a
+    broken xref), when its page object is gone or MuPDF reports objects or content
+    streams it could not load while reading it: MuPDF then shows the page blank or
+    cut short, which must not pass for a healthy page.
+    """
     texts: list[str] = []
-    lost = 0
-    for page in doc:
+    lost: list[int] = []
+    for number in range(1, doc.page_count + 1):
         try:
+            if doc.is_repaired:
+                pymupdf.TOOLS.reset_mupdf_warnings()
+            page = doc[number - 1]
+            if doc.is_repaired:
+                doc.xref_get_key(page.xref, "Contents")  # raises when the page object is gone
             blocks = page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]
+            if doc.is_repaired and _DAMAGE.search(pymupdf.TOOLS.mupdf_warnings()):
+                raise ValueError("objects of this page could not be loaded")
         except Exception:
             texts.append("")
-            lost += 1
+            lost.append(number)
             continue
         texts.append(normalise(_join_lines(blocks)))
     return texts, lost

@@ -17,8 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptsum.errors import AdaptsumError, ConfigError, DocumentError, EmbeddingsMismatchError
-from adaptsum.ingest.files import check_pdf_file, file_sha256
+from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
+from adaptsum.ingest.files import read_pdf_bytes
 from adaptsum.state.context import Context
 from adaptsum.store.catalog import (
     ChunkRecord,
@@ -209,8 +209,8 @@ class DocumentIndex:
         """
         started = time.perf_counter()
         path = Path(path).expanduser().resolve()
-        check_pdf_file(path)
-        sha = file_sha256(path)
+        data = read_pdf_bytes(path)  # hashed and parsed from these same bytes
+        sha = hashlib.sha256(data).hexdigest()
         revision = self.revision(sha)
         existing = self.catalog.find_revision(self.collection, revision)
         if existing is not None:
@@ -233,9 +233,8 @@ class DocumentIndex:
         from adaptsum.ingest.chunking import chunk_pages, join_pages
         from adaptsum.ingest.pdf import load_pdf
 
-        loaded = load_pdf(path)
-        if loaded.sha256 != sha:
-            raise DocumentError(path, "file changed while it was being read; try again")
+        loaded = load_pdf(path, data=data)
+        del data
         _notify(progress, "pages", len(loaded.pages), loaded.total_pages)
         chunks = chunk_pages(loaded.pages, self.ctx.chunk_size, self.ctx.chunk_overlap)
         _, starts, numbers = join_pages(loaded.pages)
