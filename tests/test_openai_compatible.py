@@ -90,6 +90,7 @@ def test_cli_streams_the_answer(tmp_path: Path) -> None:
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("한글날은 매년 10월 9일입니다 [p. 1].")
+    assert done.stdout.count("10월 9일") == 1  # printed once, not streamed and again
     assert "Citations:" in done.stdout and "route: answer" in done.stdout
     answer_requests = [r for r in requests if "You answer" in r["messages"][0]["content"]]
     assert answer_requests[0].get("stream") is True  # the answer was streamed
