@@ -591,11 +591,13 @@ def _example(spec: dict, defs: dict | None = None) -> Any:
 
 
 def _rejects_json_schema(exc: Exception) -> bool:
-    try:
-        import openai
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, openai.BadRequestError) and "response_format" in str(exc).lower()
+    """The server does not do `json_schema` (it answered 4xx naming the response format)."""
+    from adaptsum.providers.chat import ModelRequestRejected
+
+    text = str(exc).lower()
+    return isinstance(exc, ModelRequestRejected) and (
+        "response_format" in text or "json_schema" in text or "grammar" in text
+    )
 
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?。])\s+|\n+")

@@ -115,6 +115,10 @@ class RunDeadlineExceeded(AdaptsumError):
     """The run has used up `run_deadline`; no further model call is started."""
 
 
+class ModelRequestRejected(AdaptsumError):
+    """The model server refused the request (HTTP 4xx: context too long, bad parameter)."""
+
+
 class CallCancelled(AdaptsumError):
     """The user interrupted the run (Ctrl-C); calls in flight were cancelled."""
 
@@ -229,8 +233,28 @@ def call(
     runnable = model.bind(**kwargs)
     if not stream:
         runnable = runnable.with_config(tags=[TAG_NOSTREAM])
-    message = _bounded(lambda: runnable.ainvoke(messages), timeout, deadline)
+    try:
+        message = _bounded(lambda: runnable.ainvoke(messages), timeout, deadline)
+    except Exception as exc:
+        rejected = _rejection(exc)
+        if rejected is None:
+            raise
+        raise rejected from None
     return _reply(message)
+
+
+def _rejection(exc: Exception) -> ModelRequestRejected | None:
+    """A one-line error for a 4xx reply (retrying an identical request cannot help)."""
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on it
+        return None
+    if isinstance(
+        exc, openai.BadRequestError | openai.NotFoundError | openai.UnprocessableEntityError
+    ):
+        detail = " ".join(str(getattr(exc, "message", exc)).split())[:300]
+        return ModelRequestRejected(f"the model server refused the request: {detail}")
+    return None
 
 
 def _bounded(coro_factory, timeout: float, deadline: float | None):

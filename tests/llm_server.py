@@ -45,7 +45,7 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2-135m-instruct"
 CMAKE_ARGS = (
     "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
-    "-DLLAMA_OPENSSL=OFF"
+    "-DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF"
 )
 """No UI download; skip tests and examples (not needed for the server): a shorter build."""
 
@@ -253,7 +253,7 @@ def _healthy(port: int) -> bool:
 @contextlib.contextmanager
 def start_llama_server(
     *,
-    ctx_size: int = 8192,
+    ctx_size: int = 16384,
     parallel: int = 2,
     threads: int | None = None,
     port: int | None = None,
