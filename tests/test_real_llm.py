@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from adaptsum import Context, build_graph
@@ -70,7 +71,7 @@ def _run(ctx: Context, request: str, documents: list[str], thread: str = "t", **
         context=ctx,
         stream_mode=["messages", "updates", "custom"],
     ):
-        if mode == "messages":
+        if mode == "messages" and isinstance(chunk[0], AIMessage):  # not the question
             message, meta = chunk
             nodes.add(meta["langgraph_node"])
             streamed.append(message.text)
