@@ -136,15 +136,42 @@ class Context:
         metadata={"description": "Sampling temperature of the chat model."},
     )
     request_timeout: float = field(
-        default=60.0,
-        metadata={"description": "Seconds before a model call is abandoned and retried."},
+        default=120.0,
+        metadata={
+            "description": "Seconds one model call may take in all (streamed calls too) "
+            "before it is cancelled and retried."
+        },
+    )
+    run_deadline: float = field(
+        default=0.0,
+        metadata={
+            "description": "Seconds a whole run's model calls may take (0: no limit); past "
+            "it the call in flight is cancelled and the run stops with a message."
+        },
     )
     structured_output: str = field(
         default="auto",
         metadata={
-            "description": "How the llm engine gets typed results: 'json_schema' (OpenAI "
-            "structured outputs), 'prompt' (JSON asked for in the prompt, parsed and "
-            "validated; works with any server) or 'auto' (json_schema on api.openai.com)."
+            "description": "How the llm engine gets typed results: 'json_schema' (the "
+            "server constrains its output to the schema: OpenAI, vLLM, llama.cpp, Ollama), "
+            "'prompt' (JSON asked for in the prompt, parsed and validated) or 'auto' "
+            "(json_schema, switching to prompt for a server that rejects it)."
+        },
+    )
+    grading: str = field(
+        default="auto",
+        metadata={
+            "description": "llm engine: 'each' grades every retrieved passage in its own "
+            "call (parallel), 'batch' grades all of them in one structured call (one round "
+            "trip; best for a local server with few parallel slots), 'auto' is batch with "
+            "chat_base_url and each on api.openai.com."
+        },
+    )
+    strict_grounding: bool = field(
+        default=False,
+        metadata={
+            "description": "llm engine: when an answer has numbers or names found in none "
+            "of its evidence, write it once more, then refuse (default: flag them)."
         },
     )
     no_think: bool = field(
@@ -292,6 +319,10 @@ class Context:
                 "structured_output must be 'auto', 'json_schema' or 'prompt', "
                 f"got {self.structured_output!r}"
             )
+        if self.grading not in {"auto", "each", "batch"}:
+            raise ConfigError(f"grading must be 'auto', 'each' or 'batch', got {self.grading!r}")
+        if self.request_timeout <= 0 or self.run_deadline < 0:
+            raise ConfigError("request_timeout must be > 0 and run_deadline >= 0")
         if self.summary_style not in {"prose", "bullets"}:
             raise ConfigError(
                 f"summary_style must be 'prose' or 'bullets', got {self.summary_style!r}"

@@ -19,7 +19,7 @@ from adaptsum.store.index import DocumentIndex
 
 from helpers import CORPUS, EN_SAMPLE, KO_SAMPLE
 
-pytest_plugins = ["services"]
+pytest_plugins = ["services", "llm_server"]  # real PostgreSQL/Chroma; a real llama-server
 
 CLOSED_PORT_PROXY = "http://127.0.0.1:9"  # discard port: nothing listens, so it fails fast
 
