@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -84,9 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "-v", "--verbose", action="store_true", help="log finished map/collapse tasks to stderr"
     )
-    common.add_argument("--chunk-size", type=int, help="tokens per chunk (o200k_base; default 400)")
     common.add_argument(
-        "--chunk-overlap", type=int, help="tokens shared by neighbours (default 50)"
+        "--chunk-size", type=_at_least(16), help="tokens per chunk (o200k_base; default 400)"
+    )
+    common.add_argument(
+        "--chunk-overlap", type=_at_least(0), help="tokens shared by neighbours (default 50)"
     )
 
     engine = argparse.ArgumentParser(add_help=False)
@@ -118,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common], help="index PDF files or folders of PDFs")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--password",
+        help="password of encrypted PDFs (default: $ADAPTSUM_PDF_PASSWORD); never stored",
+    )
     p.set_defaults(run=_cmd_index)
 
     p = sub.add_parser(
@@ -132,12 +138,14 @@ def _parser() -> argparse.ArgumentParser:
         help="PDF paths or indexed ids/names (none: all indexed documents), then the question",
     )
     p.add_argument("--mode", choices=["auto", "answer", "summarize"], default="auto")
-    p.add_argument("--pages", default="", help="only chunks touching these pages, e.g. 2-5")
+    p.add_argument(
+        "--pages", default="", type=_pages, help="only chunks touching these pages, e.g. 2-5"
+    )
     p.add_argument("--thread", help="continue this conversation (printed after every run)")
-    p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
+    p.add_argument("-k", type=_at_least(1), help="chunks to retrieve (default 5)")
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=_at_least(0),
         help="parallel model calls (default 8; 0: unbounded; match a local server's --parallel)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -150,17 +158,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("document", metavar="PDF_OR_DOC")
     p.add_argument("--strategy", choices=["auto", "stuff", "map_reduce", "refine"], default="auto")
-    p.add_argument("--paragraphs", type=int, help="paragraphs in the summary (default 5)")
-    p.add_argument("--sentences", help="sentences per paragraph, e.g. 4-8 (default)")
+    p.add_argument("--paragraphs", type=_at_least(1), help="paragraphs in the summary (default 5)")
+    p.add_argument("--sentences", type=_range, help="sentences per paragraph, e.g. 4-8 (default)")
     p.add_argument("--style", choices=["prose", "bullets"], help="default: prose")
     p.add_argument("--lang", help="summary language, e.g. ko or en (default: the request's)")
     p.add_argument("--request", help="what to focus on (default: a plain summary request)")
     p.add_argument("--thread", help="resume or continue this thread (printed after every run)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; call no model")
-    p.add_argument("--max-tokens", type=int, help="hard token budget; stops before exceeding")
+    p.add_argument(
+        "--max-tokens", type=_at_least(0), help="hard token budget; stops before exceeding"
+    )
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=_at_least(0),
         help="parallel model calls (default 8, for API rate limits; 0: unbounded)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -175,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pdf-dir", action="append", required=True, help="where the PDFs are (repeatable)"
     )
-    p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
+    p.add_argument("-k", type=_at_least(1), help="chunks to retrieve (default 5)")
     p.add_argument(
         "--retrieval",
         choices=["dense", "hybrid", "both"],
@@ -203,16 +213,56 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[common], help="show the chunks closest to a query")
     p.add_argument("query")
-    p.add_argument("-k", type=int, help="how many chunks (default 5)")
+    p.add_argument("-k", type=_at_least(1), help="how many chunks (default 5)")
     p.add_argument(
         "--doc",
         action="append",
         help="only this document: id (or prefix), file name or path; repeatable",
     )
-    p.add_argument("--pages", help="only chunks touching these pages, e.g. 3 or 2-5")
+    p.add_argument("--pages", type=_pages, help="only chunks touching these pages, e.g. 3 or 2-5")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_search)
     return parser
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `low`, checked before any work starts."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        return value
+
+    return parse
+
+
+def _pages(raw: str) -> str:
+    """An argparse type: '' or N or N-M with 1 <= N <= M (kept as text for the graph)."""
+    if not raw.strip():
+        return raw
+    first, _, last = raw.strip().partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N-M, got {raw!r}") from None
+    if not 1 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 1 <= N <= M, got {raw!r}")
+    return raw
+
+
+def _range(raw: str) -> str:
+    """An argparse type: N or A-B with 1 <= A <= B."""
+    from adaptsum.state.context import parse_range
+
+    try:
+        parse_range(raw, "value")
+    except AdaptsumError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return raw
 
 
 def _context(args: argparse.Namespace) -> Context:
@@ -264,6 +314,7 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
     from adaptsum.store.index import DocumentIndex
 
     index = DocumentIndex(ctx)
+    password = args.password or os.environ.get("ADAPTSUM_PDF_PASSWORD") or None
     failures = 0
     totals = {"pages": 0, "chunks": 0, "added": 0, "tokens": 0}
     started = time.perf_counter()
@@ -272,7 +323,7 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
         try:
             if path.is_dir():
                 raise DocumentError(path, "folder holds no .pdf files")
-            report = index.index_file(path, progress=bars.update)
+            report = index.index_file(path, progress=bars.update, password=password)
         except DocumentError as exc:
             bars.close()
             _error(str(exc))

@@ -5,7 +5,9 @@ Kept free of heavy imports so that re-indexing an unchanged file costs only a ha
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import stat
 from pathlib import Path
 
 from adaptsum.errors import DocumentError
@@ -23,13 +25,26 @@ def file_sha256(path: Path) -> str:
 def check_pdf_file(path: Path) -> None:
     """Reject what is plainly not a readable PDF before handing it to MuPDF.
 
+    A symlink loop, a FIFO (opening one would wait forever for a writer), a socket or a
+    device is refused here by its `stat`, before anything opens it.
+
     Raises:
-        DocumentError: missing, a directory, unreadable, empty, or without a PDF header.
+        DocumentError: missing, a symlink loop, a directory, not a regular file,
+            unreadable, empty, or without a PDF header.
     """
-    if not path.exists():
-        raise DocumentError(path, "no such file")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DocumentError(path, "symlink loop (the link leads back to itself)") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise DocumentError(path, "no such file") from None
+        raise DocumentError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
         raise DocumentError(path, "is a directory, not a PDF file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket or device"
+        raise DocumentError(path, f"not a regular file but {kind}")
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:

@@ -48,7 +48,7 @@ class LoadedPdf:
         return self.total_pages - len(self.pages)
 
 
-def load_pdf(path: str | Path, data: bytes | None = None) -> LoadedPdf:
+def load_pdf(path: str | Path, data: bytes | None = None, password: str | None = None) -> LoadedPdf:
     """Read every page's text from `data` (the file's bytes, read here when not given).
 
     Raises:
@@ -64,8 +64,13 @@ def load_pdf(path: str | Path, data: bytes | None = None) -> LoadedPdf:
     except Exception as exc:  # MuPDF's own errors vary by version
         raise DocumentError(path, f"corrupt PDF, cannot be opened ({_short(exc)})") from None
     with doc:
-        if doc.needs_pass:
-            raise DocumentError(path, "encrypted PDF: a password is needed to read it")
+        if doc.needs_pass and not (password and doc.authenticate(password)):
+            raise DocumentError(
+                path,
+                "encrypted PDF: wrong password"
+                if password
+                else "encrypted PDF: a password is needed to read it (give it with --password)",
+            )
         texts, lost = _page_texts(doc)
         if lost or (doc.is_repaired and not any(texts)):
             raise DocumentError(path, _damage_message(lost))

@@ -54,7 +54,7 @@ def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]
     doc_ids: list[str] = []
     for ref in state.documents:
         path = Path(ref).expanduser()
-        if path.exists():
+        if path.exists() or path.is_symlink():  # a broken or looping link: say which
 
             def progress(stage: str, done: int, total: int, name: str = path.name) -> None:
                 writer(

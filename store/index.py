@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
-from adaptsum.ingest.files import read_pdf_bytes
+from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
 from adaptsum.state.context import Context
 from adaptsum.store.catalog import (
     ChunkRecord,
@@ -201,13 +201,16 @@ class DocumentIndex:
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     # -- indexing ------------------------------------------------------------------
-    def index_file(self, path: str | Path, progress: Progress | None = None) -> IndexReport:
+    def index_file(
+        self, path: str | Path, progress: Progress | None = None, password: str | None = None
+    ) -> IndexReport:
         """Index one PDF; skip it in well under a second when it is already indexed.
 
         Raises:
             DocumentError: the file cannot be read as a text PDF. Nothing changes then.
         """
         started = time.perf_counter()
+        check_pdf_file(Path(path).expanduser())  # a symlink loop cannot even be resolved
         path = Path(path).expanduser().resolve()
         data = read_pdf_bytes(path)  # hashed and parsed from these same bytes
         sha = hashlib.sha256(data).hexdigest()
@@ -233,7 +236,7 @@ class DocumentIndex:
         from adaptsum.ingest.chunking import chunk_pages, join_pages
         from adaptsum.ingest.pdf import load_pdf
 
-        loaded = load_pdf(path, data=data)
+        loaded = load_pdf(path, data=data, password=password)
         del data
         _notify(progress, "pages", len(loaded.pages), loaded.total_pages)
         chunks = chunk_pages(loaded.pages, self.ctx.chunk_size, self.ctx.chunk_overlap)
@@ -299,29 +302,24 @@ class DocumentIndex:
             seconds=time.perf_counter() - started,
         )
 
-    def _windows(self, chunks: list[Chunk]) -> list[_Window]:
+    def _windows(self, chunks: list[Chunk] | list[ChunkRecord]) -> list[_Window]:
         """One window per chunk, or several when a chunk exceeds the model's window.
 
         Splitting (rather than letting the model truncate) keeps every token of a
-        long chunk searchable; all its windows carry the chunk's id.
+        long chunk searchable; all its windows carry the chunk's id. Pieces are measured
+        by the model's own count minus its fixed per-input overhead (prefix and special
+        tokens, counted once per window, not once per piece), and cut by a binary search
+        on length: a few dozen counts per window, even for a page of unbroken text.
         """
         window = self.info.window
         count = getattr(self.embeddings, "count_tokens", None)
         if window is None or count is None:
             return [_Window(c, 0, c.text) for c in chunks]
-        from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-        splitter = RecursiveCharacterTextSplitter(
-            chunk_size=window - 8, chunk_overlap=32, length_function=count
-        )
+        overhead = count("")
         out: list[_Window] = []
         for c in chunks:
-            if count(c.text) <= window:
-                out.append(_Window(c, 0, c.text))
-            else:
-                out.extend(
-                    _Window(c, part, text) for part, text in enumerate(splitter.split_text(c.text))
-                )
+            pieces = _fit(c.text, count, overhead, window - overhead)
+            out.extend(_Window(c, part, text) for part, text in enumerate(pieces))
         return out
 
     def _write_vectors(
@@ -531,6 +529,36 @@ class DocumentIndex:
                 f"these embeddings, or search with the embeddings they were indexed with"
             )
         return "nothing is indexed yet: run `adaptsum index FILE.pdf` first"
+
+
+def _fit(text: str, count: Callable[[str], int], overhead: int, budget: int) -> list[str]:
+    """Consecutive pieces of `text` of at most `budget` model tokens, cut at spaces if any.
+
+    Neighbours share about a sixteenth of a piece so no phrase is only ever cut in two.
+    """
+    pieces: list[str] = []
+    start, end_of_text = 0, len(text)
+    while start < end_of_text:
+        # No token spans more than a few dozen characters: look no further than that,
+        # so each window costs O(window), not O(rest of the text).
+        reach = min(end_of_text, start + budget * 32)
+        if reach == end_of_text and count(text[start:]) - overhead <= budget:
+            pieces.append(text[start:])
+            break
+        lo, hi = start + 1, reach  # the longest prefix that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count(text[start:mid]) - overhead <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        end = lo
+        space = text.rfind(" ", start + (end - start) * 4 // 5, end)
+        if space > start:
+            end = space
+        pieces.append(text[start:end])
+        start = max(start + 1, end - (end - start) // 16)
+    return pieces
 
 
 def _notify(progress: Progress | None, stage: str, done: int, total: int) -> None:
