@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         help="rewrite, then refuse, answers with numbers or names absent from the evidence",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="adaptsum",
         description="Ask questions about PDFs and summarize them; offline by default.",
     )
@@ -223,6 +223,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_search)
     return parser
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (`adaptsum ask: error: argument --pages: …`), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        """Print the one line and exit 2, before any work has started."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _at_least(low: int) -> Callable[[str], int]:

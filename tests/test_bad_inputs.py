@@ -45,7 +45,9 @@ def test_bad_flags_are_refused_before_any_work(
     with pytest.raises(SystemExit) as exited:
         main([*args, "--data-dir", str(data)])
     assert exited.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"adaptsum {args[0]}: error: ")  # one line
+    assert message in err
     assert not data.exists()  # nothing was opened or created
 
 
