@@ -389,6 +389,19 @@ class Catalog:
             )
         return done.rowcount > 0
 
+    def release(self, collection: str, revision: str, owner: str) -> None:
+        """End `owner`'s lease at once (it gave up): the next writer cleans up after it."""
+        with self.engine.begin() as db:
+            db.execute(
+                sa.update(_pending)
+                .where(
+                    _pending.c.collection == collection,
+                    _pending.c.revision == revision,
+                    _pending.c.owner == owner,
+                )
+                .values(lease_until=0)
+            )
+
     @contextmanager
     def lease(self, collection: str, revision: str, owner: str) -> Iterator[None]:
         """Renew `owner`'s lease in the background while the block runs."""
@@ -627,7 +640,11 @@ class Catalog:
 
 def _make_engine(url: str, sqlite: bool) -> Engine:
     if not sqlite:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        # Parallel map tasks each read the catalogue: a bounded pool they queue for
+        # (statements are short), so N replicas cannot exhaust the server's connections.
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, pool_size=8, max_overflow=24, pool_timeout=600
+        )
 
         @sa.event.listens_for(engine, "begin")
         def _pg_begin(conn: Connection) -> None:
@@ -635,8 +652,14 @@ def _make_engine(url: str, sqlite: bool) -> Engine:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7432100010)")
 
         return engine
-    # Graph nodes run in worker threads, each with its own pooled connection.
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    # Graph nodes run in worker threads (unbounded for wide map steps), each with its
+    # own connection: SQLite connections are cheap, so the overflow is unbounded.
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=-1,
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

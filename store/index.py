@@ -247,8 +247,14 @@ class DocumentIndex:
         if not self._claim(revision, owner):
             # Another process wrote this very revision while we waited for it.
             return self.index_file(path, progress)
-        with self.catalog.lease(self.collection, revision, owner):
-            self._write_vectors(doc_id, revision, windows, progress)
+        try:
+            with self.catalog.lease(self.collection, revision, owner):
+                self._write_vectors(doc_id, revision, windows, progress)
+        except BaseException:
+            # Ctrl-C or a failed write: give the claim up now, so the next run cleans
+            # up the half-written vectors at once instead of waiting out the lease.
+            self.catalog.release(self.collection, revision, owner)
+            raise
         record = DocumentRecord(
             collection=self.collection,
             doc_id=doc_id,
