@@ -47,6 +47,9 @@ EMBED_BATCH = 8
 CLAIM_POLL_SECONDS = 0.25
 """How often an indexer waiting for another's write of the same revision looks again."""
 
+CLAIM_MAX_WAIT_SECONDS = 3600.0
+"""Bound on that wait: a writer still renewing its lease after an hour is reported."""
+
 
 @dataclass(frozen=True)
 class IndexReport:
@@ -362,7 +365,9 @@ class DocumentIndex:
         A live writer of the same revision is waited for (its lease bounds the wait);
         revisions whose writers died are cleaned up here, never those of live writers.
         """
-        while True:
+        deadline = time.monotonic() + CLAIM_MAX_WAIT_SECONDS
+        holder = None
+        while time.monotonic() < deadline:
             holder, stale = self.catalog.begin_revision(self.collection, revision, owner)
             if holder is None:
                 self._delete_vectors(stale, owner)
@@ -370,6 +375,10 @@ class DocumentIndex:
             time.sleep(CLAIM_POLL_SECONDS)
             if self.catalog.find_revision(self.collection, revision) is not None:
                 return False
+        raise AdaptsumError(
+            f"revision {revision} is still being indexed by {holder} after "
+            f"{CLAIM_MAX_WAIT_SECONDS:.0f} s; try again later"
+        )
 
     def _delete_vectors(self, revisions: Sequence[str], owner: str | None = None) -> None:
         if not revisions:
