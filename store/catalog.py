@@ -510,23 +510,25 @@ class Catalog:
                     _chunks.c.collection == collection, _chunks.c.revision == record.revision
                 )
             )
-            db.execute(_upsert(db, _documents, _row(record)))
+            db.execute(_upsert(db, _documents, self._text(_row(record))))
             if chunks:
                 db.execute(
                     sa.insert(_chunks),
                     [
-                        {
-                            "collection": collection,
-                            "revision": record.revision,
-                            "chunk_index": c.index,
-                            "doc_id": c.doc_id,
-                            "page_start": c.page_start,
-                            "page_end": c.page_end,
-                            "char_start": c.char_start,
-                            "char_end": c.char_end,
-                            "tokens": c.tokens,
-                            "text": c.text,
-                        }
+                        self._text(
+                            {
+                                "collection": collection,
+                                "revision": record.revision,
+                                "chunk_index": c.index,
+                                "doc_id": c.doc_id,
+                                "page_start": c.page_start,
+                                "page_end": c.page_end,
+                                "char_start": c.char_start,
+                                "char_end": c.char_end,
+                                "tokens": c.tokens,
+                                "text": c.text,
+                            }
+                        )
                         for c in chunks
                     ],
                 )
@@ -536,6 +538,16 @@ class Catalog:
                 )
             )
         return replaced
+
+    def _text(self, row: dict[str, Any]) -> dict[str, Any]:
+        """PostgreSQL text cannot hold NUL, which PDF text sometimes does: store U+FFFD.
+
+        One character for one, so chunk offsets into the page text stay valid; SQLite
+        keeps the text exactly as before.
+        """
+        if self._sqlite:
+            return row
+        return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in row.items()}
 
     # -- chunks --------------------------------------------------------------------
     def chunks(self, collection: str, ids: Iterable[str]) -> dict[str, ChunkRecord]:

@@ -15,7 +15,13 @@ import sqlalchemy as sa
 
 from adaptsum.errors import ConfigError
 from adaptsum.state.context import Context
-from adaptsum.store.catalog import Catalog, DocumentRecord, LeaseLostError, _pending
+from adaptsum.store.catalog import (
+    Catalog,
+    ChunkRecord,
+    DocumentRecord,
+    LeaseLostError,
+    _pending,
+)
 from adaptsum.store.index import DocumentIndex
 
 from helpers import EN_SAMPLE, KO_SAMPLE
@@ -75,6 +81,17 @@ def test_commit_after_a_lost_lease_changes_nothing(target: Path | str) -> None:
     assert catalog.commit_revision(_record("r2", doc_id="d2"), [], "c") == ["r1"]
     assert [d.revision for d in catalog.documents("c")] == ["r2"]
     assert catalog.pending_holder("c", "r1")[0] == "c"
+
+
+def test_text_with_nul_is_stored(target: Path | str) -> None:
+    """PDF text can hold NUL, which PostgreSQL text refuses: it is kept as U+FFFD there."""
+    catalog = Catalog(target)
+    catalog.begin_revision("c", "r1", "a")
+    text = "Hugging Face (\x00 Transformers)"
+    chunk = ChunkRecord("r1:00000", "d1", 0, 1, 1, 0, 32, 9, text)
+    catalog.commit_revision(_record("r1"), [chunk], "a")
+    (stored,) = catalog.chunks("c", ["r1:00000"]).values()
+    assert len(stored.text) == len(text) and stored.text.replace("\ufffd", "\x00") == text
 
 
 def test_another_schema_version_is_refused(target: Path | str) -> None:
