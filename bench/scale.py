@@ -2,7 +2,8 @@
 
 Usage: python bench/scale.py [--questions 50] [--threads 8] [--pdf-dir DIR ...]
 
-Starts a throwaway PostgreSQL and `chroma run` (the test fixtures' code, tests/services.py),
+Starts a throwaway PostgreSQL (with fsync on, as in production) and `chroma run` (the
+test fixtures' code, tests/services.py),
 then for each setup, in fresh data directories and one process:
 
 1. index time for the same PDFs (../shared/corpus and examples/ by default);
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,6 +55,7 @@ def run_setup(name: str, settings: dict[str, str], root: Path, pdfs, questions, 
     started = time.perf_counter()
     chunks = sum(index.index_file(pdf).chunks for pdf in pdfs)
     index_seconds = time.perf_counter() - started
+    print(f"  {name}: indexed {chunks} chunks in {index_seconds:.1f} s", file=sys.stderr)
 
     graph = build_graph(checkpointer=checkpointer(ctx))
 
@@ -69,6 +72,7 @@ def run_setup(name: str, settings: dict[str, str], root: Path, pdfs, questions, 
 
     ask(questions[0])  # warm-up: Kiwi, sentence vectors, connection pools
     latencies = [ask(q) for q in questions]
+    print(f"  {name}: {len(questions)} questions asked one by one", file=sys.stderr)
 
     errors = 0
     started = time.perf_counter()
@@ -107,6 +111,8 @@ def main() -> None:
     questions = [row["question"] for row in rows]
     questions = (questions * (args.questions // max(len(questions), 1) + 1))[: args.questions]
 
+    # A `kill` (SIGTERM) still runs the `finally` below: the servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="adaptsum-scale-"))
     pg_root = Path(tempfile.mkdtemp(prefix="adaptsum-scale-pg-"))
     chroma_root = root / "chroma-server"
@@ -114,7 +120,7 @@ def main() -> None:
     stop: list[str] = []
     chroma = None
     try:
-        server, _, stop = start_postgres(pg_root)
+        server, _, stop = start_postgres(pg_root, durable=True)
         chroma_url, chroma = start_chroma(chroma_root)
         setups = {
             "local (SQLite + embedded Chroma)": {},

@@ -389,6 +389,19 @@ class Catalog:
             )
         return done.rowcount > 0
 
+    def release(self, collection: str, revision: str, owner: str) -> None:
+        """End `owner`'s lease at once (it gave up): the next writer cleans up after it."""
+        with self.engine.begin() as db:
+            db.execute(
+                sa.update(_pending)
+                .where(
+                    _pending.c.collection == collection,
+                    _pending.c.revision == revision,
+                    _pending.c.owner == owner,
+                )
+                .values(lease_until=0)
+            )
+
     @contextmanager
     def lease(self, collection: str, revision: str, owner: str) -> Iterator[None]:
         """Renew `owner`'s lease in the background while the block runs."""
@@ -497,23 +510,25 @@ class Catalog:
                     _chunks.c.collection == collection, _chunks.c.revision == record.revision
                 )
             )
-            db.execute(_upsert(db, _documents, _row(record)))
+            db.execute(_upsert(db, _documents, self._text(_row(record))))
             if chunks:
                 db.execute(
                     sa.insert(_chunks),
                     [
-                        {
-                            "collection": collection,
-                            "revision": record.revision,
-                            "chunk_index": c.index,
-                            "doc_id": c.doc_id,
-                            "page_start": c.page_start,
-                            "page_end": c.page_end,
-                            "char_start": c.char_start,
-                            "char_end": c.char_end,
-                            "tokens": c.tokens,
-                            "text": c.text,
-                        }
+                        self._text(
+                            {
+                                "collection": collection,
+                                "revision": record.revision,
+                                "chunk_index": c.index,
+                                "doc_id": c.doc_id,
+                                "page_start": c.page_start,
+                                "page_end": c.page_end,
+                                "char_start": c.char_start,
+                                "char_end": c.char_end,
+                                "tokens": c.tokens,
+                                "text": c.text,
+                            }
+                        )
                         for c in chunks
                     ],
                 )
@@ -523,6 +538,16 @@ class Catalog:
                 )
             )
         return replaced
+
+    def _text(self, row: dict[str, Any]) -> dict[str, Any]:
+        """PostgreSQL text cannot hold NUL, which PDF text sometimes does: store U+FFFD.
+
+        One character for one, so chunk offsets into the page text stay valid; SQLite
+        keeps the text exactly as before.
+        """
+        if self._sqlite:
+            return row
+        return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in row.items()}
 
     # -- chunks --------------------------------------------------------------------
     def chunks(self, collection: str, ids: Iterable[str]) -> dict[str, ChunkRecord]:
@@ -627,7 +652,11 @@ class Catalog:
 
 def _make_engine(url: str, sqlite: bool) -> Engine:
     if not sqlite:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        # Parallel map tasks each read the catalogue: a bounded pool they queue for
+        # (statements are short), so N replicas cannot exhaust the server's connections.
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, pool_size=8, max_overflow=24, pool_timeout=600
+        )
 
         @sa.event.listens_for(engine, "begin")
         def _pg_begin(conn: Connection) -> None:
@@ -635,8 +664,14 @@ def _make_engine(url: str, sqlite: bool) -> Engine:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7432100010)")
 
         return engine
-    # Graph nodes run in worker threads, each with its own pooled connection.
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    # Graph nodes run in worker threads (unbounded for wide map steps), each with its
+    # own connection: SQLite connections are cheap, so the overflow is unbounded.
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=-1,
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

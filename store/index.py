@@ -47,6 +47,9 @@ EMBED_BATCH = 8
 CLAIM_POLL_SECONDS = 0.25
 """How often an indexer waiting for another's write of the same revision looks again."""
 
+CLAIM_MAX_WAIT_SECONDS = 3600.0
+"""Bound on that wait: a writer still renewing its lease after an hour is reported."""
+
 
 @dataclass(frozen=True)
 class IndexReport:
@@ -249,8 +252,14 @@ class DocumentIndex:
         if not self._claim(revision, owner):
             # Another process wrote this very revision while we waited for it.
             return self.index_file(path, progress)
-        with self.catalog.lease(self.collection, revision, owner):
-            self._write_vectors(doc_id, revision, windows, progress)
+        try:
+            with self.catalog.lease(self.collection, revision, owner):
+                self._write_vectors(doc_id, revision, windows, progress)
+        except BaseException:
+            # Ctrl-C or a failed write: give the claim up now, so the next run cleans
+            # up the half-written vectors at once instead of waiting out the lease.
+            self.catalog.release(self.collection, revision, owner)
+            raise
         record = DocumentRecord(
             collection=self.collection,
             doc_id=doc_id,
@@ -353,7 +362,9 @@ class DocumentIndex:
         A live writer of the same revision is waited for (its lease bounds the wait);
         revisions whose writers died are cleaned up here, never those of live writers.
         """
-        while True:
+        deadline = time.monotonic() + CLAIM_MAX_WAIT_SECONDS
+        holder = None
+        while time.monotonic() < deadline:
             holder, stale = self.catalog.begin_revision(self.collection, revision, owner)
             if holder is None:
                 self._delete_vectors(stale, owner)
@@ -361,6 +372,10 @@ class DocumentIndex:
             time.sleep(CLAIM_POLL_SECONDS)
             if self.catalog.find_revision(self.collection, revision) is not None:
                 return False
+        raise AdaptsumError(
+            f"revision {revision} is still being indexed by {holder} after "
+            f"{CLAIM_MAX_WAIT_SECONDS:.0f} s; try again later"
+        )
 
     def _delete_vectors(self, revisions: Sequence[str], owner: str | None = None) -> None:
         if not revisions:

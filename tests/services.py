@@ -106,8 +106,13 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
 
-def start_postgres(root: Path) -> tuple[PostgresServer, subprocess.Popen | None, list[str]]:
+def start_postgres(
+    root: Path, durable: bool = False
+) -> tuple[PostgresServer, subprocess.Popen | None, list[str]]:
     """initdb + pg_ctl start under `root`; returns the server and the stop command.
+
+    Tests run without fsync (nothing to keep); `durable=True` keeps PostgreSQL's
+    defaults, for benchmarks that must not flatter the server.
 
     Raises:
         RuntimeError: with the reason, when PostgreSQL cannot be installed or started.
@@ -147,10 +152,9 @@ def start_postgres(root: Path) -> tuple[PostgresServer, subprocess.Popen | None,
     )
     if init.returncode != 0:
         raise RuntimeError(f"initdb failed: {init.stderr.strip()[-300:]}")
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     start = subprocess.run(
         [
             *prefix,

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ import sqlalchemy as sa
 
 from adaptsum.errors import ConfigError
 from adaptsum.state.context import Context
-from adaptsum.store.catalog import Catalog, DocumentRecord, LeaseLostError, _pending
+from adaptsum.store.catalog import (
+    Catalog,
+    ChunkRecord,
+    DocumentRecord,
+    LeaseLostError,
+    _pending,
+)
 from adaptsum.store.index import DocumentIndex
 
 from helpers import EN_SAMPLE, KO_SAMPLE
@@ -76,6 +83,17 @@ def test_commit_after_a_lost_lease_changes_nothing(target: Path | str) -> None:
     assert catalog.pending_holder("c", "r1")[0] == "c"
 
 
+def test_text_with_nul_is_stored(target: Path | str) -> None:
+    """PDF text can hold NUL, which PostgreSQL text refuses: it is kept as U+FFFD there."""
+    catalog = Catalog(target)
+    catalog.begin_revision("c", "r1", "a")
+    text = "Hugging Face (\x00 Transformers)"
+    chunk = ChunkRecord("r1:00000", "d1", 0, 1, 1, 0, 32, 9, text)
+    catalog.commit_revision(_record("r1"), [chunk], "a")
+    (stored,) = catalog.chunks("c", ["r1:00000"]).values()
+    assert len(stored.text) == len(text) and stored.text.replace("\ufffd", "\x00") == text
+
+
 def test_another_schema_version_is_refused(target: Path | str) -> None:
     catalog = Catalog(target)
     with catalog.engine.begin() as db:
@@ -107,6 +125,11 @@ def test_unreachable_postgresql_is_one_line() -> None:
         Catalog("postgresql://u:secret@127.0.0.1:9/x?connect_timeout=2")
 
 
+def _pending_count(catalog: Catalog) -> int:
+    with catalog.engine.connect() as db:
+        return db.execute(sa.select(sa.func.count()).select_from(_pending)).scalar()
+
+
 def _vector_counts(index: DocumentIndex) -> dict[str, int]:
     got = index.vectorstore.get(include=["metadatas"])
     counts: dict[str, int] = {}
@@ -129,27 +152,31 @@ def test_two_processes_indexing_at_once_keep_every_vector(
         env["ADAPTSUM_DATABASE_URL"] = request.getfixturevalue("postgres_url")
         env["ADAPTSUM_CHROMA_URL"] = request.getfixturevalue("chroma_url")
     exe = str(Path(sys.executable).with_name("adaptsum"))
-    # Opposite orders: each writes one file while the other starts the other file,
-    # then each reaches the file the other is writing (or has just written).
     # Locally both share one data directory; with servers each has its own, like replicas.
     shared = backend == "sqlite"
-    runs = [
-        subprocess.Popen(
-            [
-                exe,
-                "index",
-                *map(str, order),
-                "--no-progress",
-                "--data-dir",
-                str(tmp_path / ("shared" if shared else name)),
-            ],
+
+    def start(name: str, *pdfs: Path) -> subprocess.Popen:
+        data_dir = tmp_path / ("shared" if shared else name)
+        return subprocess.Popen(
+            [exe, "index", *map(str, pdfs), "--no-progress", "--data-dir", str(data_dir)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for name, order in (("one", (KO_SAMPLE, EN_SAMPLE)), ("two", (EN_SAMPLE, KO_SAMPLE)))
-    ]
+
+    first = start("one", KO_SAMPLE)
+    # Once the first run is writing vectors, a second starts another file, then the
+    # file the first is writing. Before leases, the second deleted the first's vectors
+    # written so far as "crash debris", and both still reported success.
+    catalog = Catalog(env.get("ADAPTSUM_DATABASE_URL") or tmp_path / "shared" / "catalog.sqlite")
+    deadline = time.monotonic() + 240
+    while not _pending_count(catalog):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.1)
+    time.sleep(3)  # a few batches written
+    second = start("two", EN_SAMPLE, KO_SAMPLE)
+    runs = [first, second]
     outs = [run.communicate(timeout=300) for run in runs]
     for run, (_, err) in zip(runs, outs, strict=True):
         assert run.returncode == 0, err
@@ -166,7 +193,6 @@ def test_two_processes_indexing_at_once_keep_every_vector(
     # Every live document has all its vectors, and nothing else is left behind.
     assert _vector_counts(index) == {d.revision: d.vectors for d in docs}
     assert all(d.vectors >= 5 for d in docs)
-    with index.catalog.engine.connect() as db:
-        assert db.execute(sa.select(sa.func.count()).select_from(_pending)).scalar() == 0
+    assert _pending_count(index.catalog) == 0
     hit = index.search("한글 창제 원리", k=1)[0]
     assert hit.document.source.endswith(KO_SAMPLE.name)
