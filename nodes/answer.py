@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for
 from adaptsum.engines.language import REFUSAL, phrase
+from adaptsum.nodes.turn import exchange
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import State
 
@@ -40,7 +40,7 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
         "answer": result.text,
         "citations": result.citations,
         "usage": result.usage,
-        "messages": [AIMessage(result.text)],
+        "messages": exchange(state, result.text),
     }
     if result.refused:
         update["route"] = "refuse"
@@ -51,4 +51,4 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
 def refuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """The notebook's refusal line, in the asker's language."""
     text = phrase(REFUSAL, reply_language(state, runtime.context))
-    return {"answer": text, "citations": [], "messages": [AIMessage(text)]}
+    return {"answer": text, "citations": [], "messages": exchange(state, text)}

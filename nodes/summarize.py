@@ -13,10 +13,8 @@ import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-from langgraph.types import Overwrite
 
 from adaptsum import prompts
 from adaptsum.engines.factory import chat_model_for, index_for, resources_for
@@ -32,6 +30,7 @@ from adaptsum.engines.summary import (
 from adaptsum.errors import AdaptsumError
 from adaptsum.nodes.answer import reply_language
 from adaptsum.nodes.progress import emit, forget_run, reserve, reset_stage, settle
+from adaptsum.nodes.turn import exchange
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import CollapseTask, MapTask, Partial, PartialRef, State
@@ -117,7 +116,7 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         "summary_revision": document.revision,
         "summary_chunks": len(chunks),
         "summary_plan": plan,
-        "partials": Overwrite({}),
+        "partials": None,  # clears them (see merge_partials)
         "refine_step": 0,
         "refine_summary": None,
         "route": "summarize",
@@ -426,7 +425,7 @@ def summary_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         f"{plan['chunks']} chunks, {plan['document_tokens']} tokens; engine {plan['engine']}: "
         f"{plan['planned_calls']} model calls, about {plan['estimated_tokens']} tokens"
     )
-    return {"answer": text, "citations": [], "messages": [AIMessage(text)]}
+    return {"answer": text, "citations": [], "messages": exchange(state, text)}
 
 
 def _finish(state: State, runtime: Runtime[Context], text: str, usage: dict) -> dict[str, Any]:
@@ -439,7 +438,7 @@ def _finish(state: State, runtime: Runtime[Context], text: str, usage: dict) -> 
         "answer": text,
         "citations": summary_citations(text, document, chunks),
         "usage": usage,
-        "messages": [AIMessage(text)],
+        "messages": exchange(state, text),
     }
     uncited = [
         p
