@@ -71,7 +71,7 @@ async def owner_only(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]
     """Tag what a user creates with their identity and show them only what carries it."""
     filters = {"owner": ctx.user.identity}
     if isinstance(value, dict):
-        metadata = value.setdefault("metadata", None) or {}
-        metadata.update(filters)
-        value["metadata"] = metadata
+        if not isinstance(value.get("metadata"), dict):
+            value["metadata"] = {}
+        value["metadata"].update(filters)  # in place: the server keeps this very dict
     return filters

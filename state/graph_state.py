@@ -52,12 +52,12 @@ class Grade(TypedDict):
 class Citation(TypedDict):
     """A page the answer relies on, with the quoted or summarized evidence from it."""
 
-    doc_id: str
-    title: str
-    source: str
-    page: int
-    chunk_id: str
-    evidence: str
+    doc_id: Annotated[str, Field(description="Id of the cited document.")]
+    title: Annotated[str, Field(description="The document's title.")]
+    source: Annotated[str, Field(description="Where the document came from (file or URL).")]
+    page: Annotated[int, Field(description="The cited page, 1-based.")]
+    chunk_id: Annotated[str, Field(description="The chunk the evidence was found in.")]
+    evidence: Annotated[str, Field(description="The quoted or summarized evidence.")]
 
 
 class Partial(TypedDict):
@@ -119,10 +119,10 @@ def citation(document, page: int, chunk_id: str, evidence: str) -> Citation:
 class Usage(TypedDict, total=False):
     """Model calls and tokens used in this turn."""
 
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
+    calls: Annotated[int, Field(description="Model calls made.")]
+    input_tokens: Annotated[int, Field(description="Prompt tokens.")]
+    output_tokens: Annotated[int, Field(description="Generated tokens.")]
+    total_tokens: Annotated[int, Field(description="Prompt plus generated tokens.")]
 
 
 def merge_grades(left: dict[str, Grade], right: dict[str, Grade] | None) -> dict[str, Grade]:
