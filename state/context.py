@@ -234,8 +234,17 @@ class Context:
     max_tokens: int = field(
         default=0,
         metadata={
-            "description": "Hard token budget for one summarize run (0: none). The run stops "
-            "before a call would exceed it and can be resumed on its thread."
+            "description": "Hard token budget for one summarize turn (0: none). A plan whose "
+            "estimate exceeds it pauses for approval (interrupt); a call that would exceed "
+            "it stops the run, which can be resumed on its thread."
+        },
+    )
+    approve_plan: bool = field(
+        default=False,
+        metadata={
+            "description": "Pause before a summary starts (a LangGraph interrupt carrying the "
+            "plan and its token estimate) until a person resumes it with true, false or "
+            "{'max_tokens': N}. A plan over max_tokens pauses the same way even when off."
         },
     )
     answer_language: str = field(
