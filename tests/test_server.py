@@ -296,6 +296,46 @@ def test_summary_streams_progress(server: dict, doc_ids: dict) -> None:
     assert final["route"] == "summarize" and "[p. " in final["answer"]
 
 
+def test_plan_approval_interrupt_is_resumed(server: dict, doc_ids: dict) -> None:
+    client = _client(server)
+    thread = client.threads.create()["thread_id"]
+    ask = {"request": "요약해 주세요", "documents": [doc_ids["ko"]], "mode": "summarize"}
+    client.runs.wait(thread, "adaptsum", input=ask, context={"approve_plan": True})
+    state = client.threads.get_state(thread)
+    (pause,) = state["interrupts"]
+    assert pause["value"]["kind"] == "approve_plan" and pause["value"]["spent"] == 0
+    assert state["next"] == ["plan_summary"]
+    done = client.runs.wait(
+        thread, "adaptsum", command={"resume": True}, context={"approve_plan": True}
+    )
+    assert done["route"] == "summarize" and "[p. " in done["answer"]
+    # A paused-then-stopped turn ends with the plan and no summary.
+    client.runs.wait(thread, "adaptsum", input=ask, context={"approve_plan": True})
+    stopped = client.runs.wait(
+        thread, "adaptsum", command={"resume": False}, context={"approve_plan": True}
+    )
+    assert stopped["answer"].startswith("stopped before summarizing")
+
+
+def test_a_failed_turn_leaves_the_thread_as_it_was(server: dict, doc_ids: dict) -> None:
+    client = _client(server)
+    thread = client.threads.create()["thread_id"]
+    client.runs.wait(
+        thread,
+        "adaptsum",
+        input={"request": "한글은 누가 만들었나요?", "documents": [doc_ids["ko"]]},
+    )
+    failed = client.runs.wait(
+        thread,
+        "adaptsum",
+        input={"request": "그건 언제?", "documents": ["https://nonexistent.invalid/x.pdf"]},
+        raise_error=False,
+    )
+    assert "cannot resolve host" in _error(failed), failed
+    messages = client.threads.get_state(thread)["values"]["messages"]
+    assert [m["type"] for m in messages] == ["human", "ai"]
+
+
 def test_two_threads_at_once_do_not_cross(server: dict, doc_ids: dict) -> None:
     client = _client(server)
     asks = [
