@@ -220,9 +220,15 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
     failures = 0
     totals = {"pages": 0, "chunks": 0, "added": 0, "tokens": 0}
     started = time.perf_counter()
-    for path in _expand(args.paths):
-        bars = _Bars(path.name, enabled=not args.no_progress and sys.stderr.isatty())
+    from adaptsum.ingest.fetch import fetch_pdf, is_url
+
+    urls = [p for p in args.paths if is_url(p)]
+    for path in [*urls, *_expand([p for p in args.paths if not is_url(p)])]:
+        name = path if isinstance(path, str) else path.name
+        bars = _Bars(name, enabled=not args.no_progress and sys.stderr.isatty())
         try:
+            if isinstance(path, str):  # a URL: downloaded into the data dir, then indexed
+                path = fetch_pdf(path, index.root / "uploads")
             if path.is_dir():
                 raise DocumentError(path, "folder holds no .pdf files")
             report = index.index_file(path, progress=bars.update)

@@ -110,9 +110,11 @@ def index_document(index, ref: Any, progress: Callable[..., None]) -> IndexRepor
 
 
 def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Index PDF paths on demand (instant when unchanged) and resolve ids and names.
+    """Index uploads, URLs and (outside a server) PDF paths on demand; resolve ids and names.
 
-    Progress of any indexing is streamed as custom events of kind 'index'.
+    Indexing is instant when the bytes are unchanged. Progress is streamed as custom
+    events of kind 'index'. A turn without documents uses the thread's; on a server a
+    thread without any is refused rather than searching every user's documents.
     """
     ctx = runtime.context
     if ctx.engine == "extractive" and ctx.min_term_support > 0:

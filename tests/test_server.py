@@ -81,7 +81,18 @@ def files() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def chat_stub() -> Iterator[tuple[str, list[dict]]]:
+    """The operator's OpenAI-compatible chat server (a scripted stub; the model is outside)."""
+    from fakes import Script
+    from openai_stub import openai_stub
+
+    script = Script(answer=lambda evidence: "세종대왕이 1443년에 한글을 만들었습니다 [p. 1]")
+    with openai_stub(script) as (url, _, requests):
+        yield url, requests
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, chat_stub) -> Iterator[dict]:
     langgraph = Path(sys.executable).parent / "langgraph"
     if not langgraph.exists():
         pytest.skip("langgraph-cli[inmem] is not installed (pip install -e '.[test]')")
@@ -97,6 +108,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         ADAPTSUM_ALLOW_PRIVATE_URLS="1",
         ADAPTSUM_API_TOKENS=",".join(f"{u}:{t}" for u, t in TOKENS.items()),
         OPENAI_API_KEY=OPERATOR_KEY,
+        ADAPTSUM_CHAT_BASE_URL=chat_stub[0],
         LANGSMITH_TRACING="false",
         LANGCHAIN_TRACING_V2="false",
         PYTHONUNBUFFERED="1",
@@ -237,12 +249,14 @@ def test_index_by_upload_and_by_url(server: dict, files: str, doc_ids: dict) -> 
 def test_ask_follow_up_stream_and_history(server: dict, doc_ids: dict) -> None:
     client = _client(server)
     thread = client.threads.create()
+    started = time.perf_counter()
     first = client.runs.wait(
         thread["thread_id"],
         "adaptsum",
         input={"request": "한글은 누가 만들었나요?", "documents": [doc_ids["ko"]]},
     )
     assert not _error(first), first
+    print(f"\nan extractive question through the dev server: {time.perf_counter() - started:.2f} s")
     assert first["route"] == "answer" and "세종" in first["answer"]
     assert first["citations"] and first["citations"][0]["doc_id"] == doc_ids["ko"]
 
@@ -256,7 +270,7 @@ def test_ask_follow_up_stream_and_history(server: dict, doc_ids: dict) -> None:
     ):
         if part.event == "messages":
             message, meta = part.data
-            if message.get("type", "").startswith("ai"):
+            if message.get("type", "").lower().startswith("ai"):
                 streamed.append(message["content"])
         elif part.event == "values":
             finals.append(part.data)
@@ -270,6 +284,38 @@ def test_ask_follow_up_stream_and_history(server: dict, doc_ids: dict) -> None:
     assert len(history) >= 4
     messages = history[0]["values"]["messages"]
     assert [m["type"] for m in messages] == ["human", "ai", "human", "ai"]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="classify/grade calls are not yet tagged nostream (issue 13's engines/llm)"
+)
+def test_messages_stream_carries_only_the_answer(
+    server: dict, doc_ids: dict, chat_stub: tuple[str, list[dict]]
+) -> None:
+    """llm engine (the operator's stub server): no classify/grade JSON in the token stream."""
+    requests = chat_stub[1]
+    before = len(requests)
+    client = _client(server)
+    thread = client.threads.create()["thread_id"]
+    pieces, nodes, final = [], [], {}
+    for part in client.runs.stream(
+        thread,
+        "adaptsum",
+        input={"request": "한글은 누가 만들었나요?", "documents": [doc_ids["ko"]]},
+        context={"engine": "llm"},
+        stream_mode=["messages-tuple", "values"],
+    ):
+        if part.event == "messages":
+            message, meta = part.data
+            if message.get("type", "").lower().startswith("ai"):
+                pieces.append(message["content"])
+                nodes.append(meta.get("langgraph_node"))
+        elif part.event == "values":
+            final = part.data
+    assert final.get("route") == "answer", final
+    assert len(requests) > before  # the llm engine really called the operator's server
+    assert set(nodes) == {"answer"}, nodes
+    assert "".join(pieces) == final["answer"]
 
 
 def test_summary_streams_progress(server: dict, doc_ids: dict) -> None:
@@ -315,6 +361,23 @@ def test_plan_approval_interrupt_is_resumed(server: dict, doc_ids: dict) -> None
         thread, "adaptsum", command={"resume": False}, context={"approve_plan": True}
     )
     assert stopped["answer"].startswith("stopped before summarizing")
+
+
+def test_budget_interrupt_is_resumed_with_a_new_budget(server: dict, doc_ids: dict) -> None:
+    client = _client(server)
+    thread = client.threads.create()["thread_id"]
+    tight = {"engine": "llm", "max_tokens": 200, "stuff_budget": 100}
+    ask = {"request": "요약해 주세요", "documents": [doc_ids["ko"]], "mode": "summarize"}
+    client.runs.wait(thread, "adaptsum", input=ask, context=tight)
+    (pause,) = client.threads.get_state(thread)["interrupts"]
+    value = pause["value"]
+    assert value["kind"] == "budget" and value["max_tokens"] == 200
+    assert value["estimated_tokens"] > 200 and value["spent"] == 0
+    done = client.runs.wait(
+        thread, "adaptsum", command={"resume": {"max_tokens": 10**6}}, context=tight
+    )
+    assert done["route"] == "summarize" and done["summary_plan"]["approved_max_tokens"] == 10**6
+    assert done["usage"]["total_tokens"] > 200 and "[p. " in done["answer"]
 
 
 def test_a_failed_turn_leaves_the_thread_as_it_was(server: dict, doc_ids: dict) -> None:

@@ -41,6 +41,8 @@ def test_ask_about_a_pdf_by_url(
     monkeypatch.setenv("ADAPTSUM_ALLOW_PRIVATE_URLS", "1")
     code, out, _ = run(capsys, "ask", url, "한글은 누가 만들었나요?", "--data-dir", str(tmp_path))
     assert code == 0 and "세종" in out and "[p. 1]" in out
+    code, out, _ = run(capsys, "index", url, "--data-dir", str(tmp_path))
+    assert code == 0 and out.startswith("unchanged")  # the same bytes, already indexed
 
 
 def test_a_paused_summary_is_answered_by_flag(
