@@ -69,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
         "--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1"
     )
     engine.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
+    engine.add_argument(
+        "--request-timeout", type=float, help="seconds one model call may take (default 120)"
+    )
+    engine.add_argument(
+        "--run-deadline", type=float, help="seconds all model calls of a run may take (0: none)"
+    )
+    engine.add_argument(
+        "--strict-grounding",
+        action="store_true",
+        help="rewrite, then refuse, answers with numbers or names absent from the evidence",
+    )
 
     parser = argparse.ArgumentParser(
         prog="adaptsum",
@@ -97,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pages", default="", help="only chunks touching these pages, e.g. 2-5")
     p.add_argument("--thread", help="continue this conversation (printed after every run)")
     p.add_argument("-k", type=int, help="chunks to retrieve (default 5)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        help="parallel model calls (default: LangGraph's; match a local server's --parallel)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_ask)
 
@@ -190,12 +206,16 @@ def _context(args: argparse.Namespace) -> Context:
         ("lang", "answer_language"),
         ("max_tokens", "max_tokens"),
         ("approve_plan", "approve_plan"),
+        ("request_timeout", "request_timeout"),
+        ("run_deadline", "run_deadline"),
     ]:
         value = getattr(args, flag, None)
         if value is not None:
             overrides[name] = value
     if getattr(args, "no_think", False):
         overrides["no_think"] = True
+    if getattr(args, "strict_grounding", False):
+        overrides["strict_grounding"] = True
     if getattr(args, "retrieval", None) in ("dense", "hybrid"):
         overrides["retrieval"] = args.retrieval
     return Context(**overrides)
@@ -307,33 +327,36 @@ def _run_graph(
     summary_bar = _SummaryBar(enabled=interactive)
     streamed = _TokenPrinter(enabled=not args.json and ctx.engine == "llm")
     started = time.perf_counter()
+    from adaptsum.providers.chat import cancel_on_interrupt
+
     approval = _parse_approval(getattr(args, "approve", None))
     step: Any = None if pending else payload
     if pending and graph.get_state(config).interrupts and approval is not None:
         step = Command(resume=approval)
     try:
-        for _ in range(MAX_PAUSES):
-            for mode, chunk in graph.stream(
-                step, config, context=ctx, stream_mode=["custom", "messages"]
-            ):
-                if mode == "custom" and chunk.get("kind") == "index":
-                    bars.name = chunk["file"]
-                    bars.update(chunk["stage"], chunk["done"], chunk["total"])
-                elif mode == "custom" and chunk.get("kind") == "summary":
-                    summary_bar.update(chunk)
-                elif mode == "messages":
-                    message, meta = chunk
-                    # only the model's tokens: the turn's stored messages would repeat them
-                    if meta.get("langgraph_node") in stream_nodes and isinstance(
-                        message, AIMessageChunk
-                    ):
-                        streamed.feed(message.text)
-            interrupts = graph.get_state(config).interrupts
-            if not interrupts:
-                break
-            summary_bar.close()
-            step = Command(resume=_approve(interrupts[0].value, approval, thread))
-            approval = None  # a flag answers the first pause only
+        with cancel_on_interrupt():  # Ctrl-C also cancels the model calls in flight
+            for _ in range(MAX_PAUSES):
+                for mode, chunk in graph.stream(
+                    step, config, context=ctx, stream_mode=["custom", "messages"]
+                ):
+                    if mode == "custom" and chunk.get("kind") == "index":
+                        bars.name = chunk["file"]
+                        bars.update(chunk["stage"], chunk["done"], chunk["total"])
+                    elif mode == "custom" and chunk.get("kind") == "summary":
+                        summary_bar.update(chunk)
+                    elif mode == "messages":
+                        message, meta = chunk
+                        # only the model's tokens: the turn's stored messages would repeat them
+                        if meta.get("langgraph_node") in stream_nodes and isinstance(
+                            message, AIMessageChunk
+                        ):
+                            streamed.feed(message.text)
+                interrupts = graph.get_state(config).interrupts
+                if not interrupts:
+                    break
+                summary_bar.close()
+                step = Command(resume=_approve(interrupts[0].value, approval, thread))
+                approval = None  # a flag answers the first pause only
     except AdaptsumError as exc:
         summary_bar.close()
         raise AdaptsumError(f"{exc} (thread {thread})") from None
@@ -362,10 +385,14 @@ def _run_graph(
             )
         )
         return 0
-    if streamed.printed_any:
-        print()
-    else:
-        print(result.get("answer", ""))
+    answer = result.get("answer", "").strip()
+    shown = streamed.visible()
+    if not streamed.printed_any:
+        print(answer)
+    elif answer.startswith(shown):
+        print(answer[len(shown) :])  # what adaptsum added to the streamed text; never twice
+    else:  # the streamed draft was replaced (rewritten or refused): show the final one
+        print(f"\n\n{answer}")
     citations = result.get("citations", [])
     if citations and ctx.engine == "llm" and result.get("route") == "answer":
         print("\nCitations:")
@@ -466,6 +493,12 @@ class _TokenPrinter:
         self.buffer = ""
         self.shown = 0
         self.printed_any = False
+
+    def visible(self) -> str:
+        """The text shown so far (no <think> block)."""
+        from adaptsum.providers.chat import strip_think
+
+        return strip_think(self.buffer) if self.printed_any else ""
 
     def feed(self, text: str) -> None:
         if not self.enabled or not text:

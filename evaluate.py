@@ -121,6 +121,7 @@ def run(
                 "cross_lingual": q.lang != languages[q.pdf],
                 "answerable": q.answerable,
                 "route": out["route"],
+                "route_reason": out.get("route_reason", ""),
                 "refused": refused,
                 "hit_at_1": bool(hits[:1] and hits[0]),
                 "hit_at_5": any(hits[:5]),

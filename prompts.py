@@ -1,6 +1,6 @@
 """Every prompt the llm engine sends, in one place; bump PROMPT_VERSION when one changes."""
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 CLASSIFY_SYSTEM = """You route requests about PDF documents. Decide what the user wants:
 - "question": a specific question that a few passages of the documents can answer.
@@ -8,6 +8,13 @@ CLASSIFY_SYSTEM = """You route requests about PDF documents. Decide what the use
 - "whole_document": a question that needs the whole document to answer, such as its main
   contribution, its conclusion or what it is about overall.
 Give a one-sentence reason."""
+
+CLASSIFY_TRANSLATE_SYSTEM = """You route requests about PDF documents and translate them for search.
+"kind": "question" (a specific question a few passages can answer), "summary" (a request
+to summarize or outline the documents) or "whole_document" (needs the whole document,
+such as its main contribution or conclusion). "reason": one short sentence.
+"translation": the request translated into {target}, keeping names, numbers and
+technical terms exact."""
 
 CONTEXTUALIZE_SYSTEM = """Rewrite the user's latest question so it can be understood without the
 conversation: resolve pronouns and references using the earlier turns. Keep its language.
@@ -42,9 +49,40 @@ ANSWER_USER = """Question: {question}
 Evidence:
 {evidence}"""
 
-JSON_INSTRUCTIONS = """Reply with only a JSON object, no prose and no code fences, matching this
-JSON schema:
-{schema}"""
+JSON_INSTRUCTIONS = """Reply with only one JSON object, no prose and no code fences, with the
+same keys as this example, filled in for this request (keep every text value short):
+{example}"""
+
+GRADE_BATCH_SYSTEM = """You judge whether each of {count} numbered passages helps answer a
+question. For every passage give: "passage" (its number), "evidence" (one sentence, in the
+passage's language, stating only what it says that bears on the question; empty if
+nothing) and "relevance" (1-10: 1 = unrelated, 5 = related topic but no answer,
+8 = answers part of it, 10 = answers it fully). Grade every passage, in order."""
+
+GRADE_BATCH_USER = """Question: {question}
+
+{passages}"""
+
+BATCH_PASSAGE = """Passage {n} (pages {pages} of "{title}"):
+{passage}"""
+
+GROUNDING_RETRY = """Your previous answer used {terms}, which the evidence does not contain.
+Answer again using only numbers and names that appear in the evidence."""
+
+PAGES_ADDED = {
+    "ko": "(모델이 쪽 번호를 인용하지 않아, 답변의 근거가 된 쪽을 adaptsum이 덧붙였습니다.)",
+    "en": "(The model cited no page; adaptsum added the pages of the evidence it was given.)",
+}
+"""Said when an answer's citations were attached by adaptsum, not written by the model."""
+
+UNGROUNDED = {
+    "ko": "⚠ 근거에서 찾을 수 없는 내용: {terms}",
+    "en": "⚠ Not found in the evidence: {terms}",
+}
+"""Flag for numbers and names in an answer that none of its evidence contains."""
+
+SUMMARY_REDO = """
+Write the summary in your own words: do not copy sentences from the document."""
 
 MAP_SYSTEM = """You summarize one passage of a longer document. Write {paragraphs} paragraph(s) of
 about {sentences} sentences each, in {language}. The passage marks its pages as [p. N]; end

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from langchain_core.messages import AnyMessage
@@ -30,6 +30,12 @@ class Answer:
     citations: list[Citation]
     usage: Usage
     refused: bool = False
+    streamed: str = ""
+    """What the model streamed (the final text may add pages or a flag to it)."""
+    notes: list[str] = field(default_factory=list)
+    """What was checked or repaired, for the route reason."""
+    message_id: str = ""
+    """Id of the streamed model reply (LangGraph sends a message with a seen id only once)."""
 
 
 class Engine(Protocol):

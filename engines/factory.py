@@ -83,13 +83,18 @@ def chat_model_for(ctx: Context) -> BaseChatModel:
         return _models[key]
 
 
-def engine_for(ctx: Context, chat_model: BaseChatModel | None = None) -> Engine:
-    """The engine the context selects; `chat_model` overrides the configured one."""
+def engine_for(
+    ctx: Context, chat_model: BaseChatModel | None = None, deadline: float | None = None
+) -> Engine:
+    """The engine the context selects; `chat_model` overrides the configured one.
+
+    `deadline` (monotonic seconds) bounds the llm engine's calls: the run's deadline.
+    """
     resources = resources_for(ctx)
     if ctx.engine == "llm":
         from adaptsum.engines.llm import LLMEngine
 
-        return LLMEngine(resources, chat_model or chat_model_for(ctx))
+        return LLMEngine(resources, chat_model or chat_model_for(ctx), deadline=deadline)
     from adaptsum.engines.extractive import ExtractiveEngine
 
     return ExtractiveEngine(resources)

@@ -21,7 +21,6 @@ from adaptsum import prompts
 from adaptsum.engines.base import Resources
 from adaptsum.engines.language import language_name
 from adaptsum.engines.sentences import split_sentences
-from adaptsum.providers.chat import message_text, usage_of
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context, parse_range
 from adaptsum.state.graph_state import Citation, Partial, Usage, citation
@@ -110,13 +109,46 @@ def summary_citations(
 class LLMSummarizer:
     """Summary steps written by a chat model."""
 
-    def __init__(self, resources: Resources, model: BaseChatModel) -> None:
+    def __init__(
+        self, resources: Resources, model: BaseChatModel, deadline: float | None = None
+    ) -> None:
         self.ctx = resources.ctx
         self.model = model
+        self.deadline = deadline
 
-    def _call(self, system: str, user: str) -> tuple[str, Usage]:
-        reply = self.model.invoke([SystemMessage(system), HumanMessage(user)])
-        return message_text(reply), usage_of(reply)
+    def _call(
+        self,
+        system: str,
+        user: str,
+        max_tokens: int,
+        attempt: int = 0,
+    ) -> tuple[str, Usage]:
+        """One bounded call, kept out of LangGraph's `messages` stream.
+
+        The final summary is checked and repaired after the call, so what a client
+        receives on the `messages` stream is the node's final message, sent once, not
+        a draft. A reply cut at `max_tokens` keeps its complete paragraphs (the cut
+        one is dropped) rather than failing the whole summary.
+        """
+        from adaptsum.providers.chat import call
+
+        reply = call(
+            self.model,
+            [SystemMessage(system), HumanMessage(user)],
+            max_tokens=max_tokens,
+            timeout=self.ctx.request_timeout,
+            deadline=self.deadline,
+            stream=False,
+            temperature=None if attempt == 0 else min(1.0, self.ctx.temperature + 0.4),
+        )
+        text = reply.text
+        if reply.truncated and "\n\n" in text.strip():
+            text = text.strip().rsplit("\n\n", 1)[0]
+        return text, reply.usage
+
+    def _limit(self, expected: int) -> int:
+        """max_tokens for a reply expected to be about `expected` tokens: room, not the context."""
+        return max(256, int(expected * 2))
 
     @staticmethod
     def _focus(focus: str) -> str:
@@ -133,7 +165,9 @@ class LLMSummarizer:
             language=language_name(document.language),
             focus=self._focus(focus),
         )
-        text, usage = self._call(system, marked_text(chunk, document))
+        text, usage = self._call(
+            system, marked_text(chunk, document), self._limit(self.map_output_tokens())
+        )
         return _partial(key, text, fallback_pages=[chunk.page_start]), usage
 
     def collapse(
@@ -144,14 +178,25 @@ class LLMSummarizer:
         system = prompts.COLLAPSE_SYSTEM.format(
             words=words, language=language_name(language), focus=self._focus(focus)
         )
-        text, usage = self._call(system, "\n\n".join(p["text"] for p in partials))
+        text, usage = self._call(
+            system, "\n\n".join(p["text"] for p in partials), self._limit(words * 2)
+        )
         pages = sorted({page for p in partials for page in p["pages"]})
         return _partial(key, text, fallback_pages=pages[:1]), usage
 
-    def reduce(self, partials: list[Partial], shape: Shape, focus: str) -> tuple[str, Usage]:
+    def reduce(
+        self, partials: list[Partial], shape: Shape, focus: str, attempt: int = 0
+    ) -> tuple[str, Usage]:
         """The final summary in the requested shape and language."""
         system = prompts.REDUCE_SYSTEM.format(**shape.prompt_fields(), focus=self._focus(focus))
-        return self._call(system, "\n\n".join(p["text"] for p in partials))
+        if attempt:
+            system += prompts.SUMMARY_REDO
+        return self._call(
+            system,
+            "\n\n".join(p["text"] for p in partials),
+            self._limit(shape.output_tokens()),
+            attempt=attempt,
+        )
 
     def stuff(
         self,
@@ -162,8 +207,26 @@ class LLMSummarizer:
         on_chunk: Callable[[ChunkRecord], None] | None = None,
     ) -> tuple[str, Usage]:
         """The whole document in one call (no per-chunk progress to report)."""
+        return self.stuff_attempt(chunks, document, shape, focus, 0)
+
+    def stuff_attempt(
+        self,
+        chunks: list[ChunkRecord],
+        document: DocumentRecord,
+        shape: Shape,
+        focus: str,
+        attempt: int,
+    ) -> tuple[str, Usage]:
+        """`stuff`; a redo (`attempt` 1) is told not to copy and is not streamed again."""
         system = prompts.STUFF_SYSTEM.format(**shape.prompt_fields(), focus=self._focus(focus))
-        return self._call(system, "\n\n".join(marked_text(c, document) for c in chunks))
+        if attempt:
+            system += prompts.SUMMARY_REDO
+        return self._call(
+            system,
+            "\n\n".join(marked_text(c, document) for c in chunks),
+            self._limit(shape.output_tokens()),
+            attempt=attempt,
+        )
 
     def refine(
         self,
@@ -177,14 +240,16 @@ class LLMSummarizer:
         """The first chunk summarized, or the running summary refined with the next one."""
         if summary is None:
             system = prompts.STUFF_SYSTEM.format(**shape.prompt_fields(), focus=self._focus(focus))
-            text, usage = self._call(system, marked_text(chunk, document))
+            text, usage = self._call(
+                system, marked_text(chunk, document), self._limit(shape.output_tokens())
+            )
         else:
             system = prompts.REFINE_SYSTEM.format(**shape.prompt_fields(), focus=self._focus(focus))
             user = (
                 f"Summary so far:\n{summary['text']}\n\n"
                 f"Next passage:\n{marked_text(chunk, document)}"
             )
-            text, usage = self._call(system, user)
+            text, usage = self._call(system, user, self._limit(shape.output_tokens()))
         return _partial(key, text, fallback_pages=[chunk.page_start]), usage
 
     # -- estimates for --dry-run and budgets ----------------------------------------
@@ -420,3 +485,41 @@ def shape_text(units: list[dict], shape: Shape, focus: np.ndarray | None) -> str
         body = " ".join(f"{u['text']} [p. {u['page']}]" for u in group)
         lines.append(f"- {body}" if shape.style == "bullets" else body)
     return "\n\n".join(lines)
+
+
+COPY_LIMIT = 0.5
+"""A summary with more than this share of its 8-word runs found verbatim in the source copies it."""
+
+
+def copied_share(text: str, source: str, n: int = 8) -> float:
+    """Share of the summary's n-word runs that appear word for word in the source."""
+    words = _CITATION.sub(" ", text).split()
+    if len(words) < n:
+        return 0.0
+    haystack = " ".join(_CITATION.sub(" ", source).split())
+    runs = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return sum(run in haystack for run in runs) / len(runs)
+
+
+def repair_citations(
+    text: str, document: DocumentRecord, chunks: list[ChunkRecord]
+) -> tuple[str, int]:
+    """Give every paragraph without a valid [p. N] the page whose text it matches best.
+
+    Returns the text and how many paragraphs got a citation from adaptsum.
+    """
+    repaired = 0
+    out: list[str] = []
+    for paragraph in paragraphs_of(text):
+        valid = [p for p in cited_pages(paragraph) if 1 <= p <= document.total_pages]
+        if not valid and chunks:
+            words = set(re.findall(r"\w{2,}", paragraph.lower()))
+            best = max(chunks, key=lambda c: _overlap(words, c.text))
+            paragraph = f"{paragraph} [p. {best.page_start}]"
+            repaired += 1
+        out.append(paragraph)
+    return "\n\n".join(out), repaired
+
+
+def _overlap(words: set[str], text: str) -> int:
+    return len(words & set(re.findall(r"\w{2,}", text.lower())))

@@ -1,7 +1,7 @@
 """The main graph: one request in, one cited answer, refusal or summary out.
 
     START → start_turn → prepare_documents → classify_request ─┬─ question → translate_query
-      → retrieve → grade_chunk × N (Send) → decide_route ─┬─ answer → END
+      → retrieve → grade_chunk × N (Send) or grade_passages → decide_route ─┬─ answer → END
                                                           ├─ refuse → END
                                                           └─ whole document ┐
                                     └─ summary / whole document → plan_summary ◄┘
@@ -27,7 +27,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from adaptsum.nodes.answer import answer, refuse
 from adaptsum.nodes.classify import classify_request
-from adaptsum.nodes.grading import decide_route, grade_chunk
+from adaptsum.nodes.grading import decide_route, grade_chunk, grade_passages
 from adaptsum.nodes.retrieval import retrieve, translate_query
 from adaptsum.nodes.retry import MODEL_RETRY
 from adaptsum.nodes.routing import (
@@ -87,6 +87,11 @@ def build_graph(
     builder.add_node(
         "grade_chunk", with_model(grade_chunk, chat_model=chat_model), retry_policy=MODEL_RETRY
     )
+    builder.add_node(
+        "grade_passages",
+        with_model(grade_passages, chat_model=chat_model),
+        retry_policy=MODEL_RETRY,
+    )
     builder.add_node("decide_route", decide_route)
     builder.add_node("answer", with_model(answer, chat_model=chat_model), retry_policy=MODEL_RETRY)
     builder.add_node("refuse", refuse)
@@ -119,8 +124,11 @@ def build_graph(
     builder.add_edge("prepare_documents", "classify_request")
     builder.add_conditional_edges("classify_request", route_request)
     builder.add_edge("translate_query", "retrieve")
-    builder.add_conditional_edges("retrieve", fan_out_grading, ["grade_chunk", "decide_route"])
+    builder.add_conditional_edges(
+        "retrieve", fan_out_grading, ["grade_chunk", "grade_passages", "decide_route"]
+    )
     builder.add_edge("grade_chunk", "decide_route")
+    builder.add_edge("grade_passages", "decide_route")
     builder.add_conditional_edges("decide_route", route_after_grading)
     builder.add_edge("answer", END)
     builder.add_edge("refuse", END)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for
 from adaptsum.engines.language import REFUSAL, phrase
+from adaptsum.nodes.retry import run_deadline
 from adaptsum.nodes.turn import exchange
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import State
@@ -33,18 +35,32 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
     chunks = index.catalog.chunks(index.collection, [g["chunk_id"] for g in evidence])
     documents = {d.doc_id: d for d in index.resolve(sorted({g["doc_id"] for g in evidence}))}
     language = reply_language(state, ctx)
-    result = engine_for(ctx, chat_model).answer(
+    result = engine_for(ctx, chat_model, run_deadline(runtime)).answer(
         state.request, language, evidence, chunks, documents
     )
+    message = AIMessage(result.text)
+    if result.streamed and result.text.startswith(result.streamed):
+        # The model's text is already on the `messages` stream: send only what adaptsum
+        # added (pages, a flag), and reuse the reply's id so LangGraph does not send the
+        # answer a second time. A client concatenating the stream gets the answer once.
+        from adaptsum.providers.chat import emit_text
+
+        emit_text(result.text[len(result.streamed) :])
+        message = AIMessage(result.text, id=result.message_id)
     update: dict[str, Any] = {
         "answer": result.text,
         "citations": result.citations,
         "usage": result.usage,
-        "messages": exchange(state, result.text),
+        "messages": exchange(state, message),
     }
+    notes = "; ".join(result.notes)
     if result.refused:
         update["route"] = "refuse"
         update["route_reason"] = f"{state.route_reason}; the model found the evidence insufficient"
+        if notes:
+            update["route_reason"] += f" ({notes})"
+    elif notes:
+        update["route_reason"] = f"{state.route_reason}; {notes}"
     return update
 
 

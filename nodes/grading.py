@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
-from adaptsum.nodes.retry import last_attempt
+from adaptsum.nodes.retry import run_deadline
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import GradeTask, State
 
@@ -15,8 +15,8 @@ from adaptsum.state.graph_state import GradeTask, State
 def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
     """One grader per chunk (fanned out with `Send`); reads the chunk's text by id.
 
-    If the model's output stays unusable through the last retry, the chunk is graded
-    by the extractive rule instead, and the reason says so.
+    If the model's output stays unusable through its retries, the chunk is graded by
+    the extractive rule instead, the reason says so, and the failed tries' tokens count.
     """
     ctx = runtime.context
     index = index_for(ctx)
@@ -24,23 +24,45 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
         task["chunk"]["chunk_id"]
     ]
     document = index.resolve([chunk.doc_id])[0]
-    engine = engine_for(ctx, chat_model)
+    engine = engine_for(ctx, chat_model, run_deadline(runtime))
+    if engine.name != "llm":
+        grade, usage = engine.grade(
+            task["question"], task["question_language"], task["chunk"], chunk, document
+        )
+        return {"grades": {grade["chunk_id"]: grade}, "usage": usage}
+    from adaptsum.engines.llm import StructuredOutputFailed
+
     try:
         grade, usage = engine.grade(
             task["question"], task["question_language"], task["chunk"], chunk, document
         )
-    except Exception as exc:
-        if engine.name != "llm" or not last_attempt(runtime):
-            raise
+    except StructuredOutputFailed as exc:
         from adaptsum.engines.extractive import ExtractiveEngine
 
-        grade, usage = ExtractiveEngine(resources_for(ctx)).grade(
+        grade, _ = ExtractiveEngine(resources_for(ctx)).grade(
             task["question"], task["question_language"], task["chunk"], chunk, document
         )
-        grade["reason"] = (
-            f"grader failed ({type(exc).__name__}); similarity rule: {grade['reason']}"
-        )
+        usage = exc.usage
+        grade["reason"] = f"grader failed ({exc}); similarity rule: {grade['reason']}"
     return {"grades": {grade["chunk_id"]: grade}, "usage": usage}
+
+
+def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """All retrieved chunks graded in one structured call (`grading='batch'`): one round trip."""
+    ctx = runtime.context
+    index = index_for(ctx)
+    hits = state.retrieved
+    chunks = index.catalog.chunks(index.collection, [h["chunk_id"] for h in hits])
+    documents = {d.doc_id: d for d in index.resolve(sorted({h["doc_id"] for h in hits}))}
+    engine = engine_for(ctx, chat_model, run_deadline(runtime))
+    question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
+    grades, usage, note = engine.grade_batch(
+        question, state.question_language, hits, chunks, documents
+    )
+    update: dict[str, Any] = {"grades": {g["chunk_id"]: g for g in grades}, "usage": usage}
+    if note:
+        update["request_reason"] = f"{state.request_reason}; {note}"
+    return update
 
 
 def decide_route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:

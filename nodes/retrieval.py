@@ -8,7 +8,8 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
-from adaptsum.nodes.retry import last_attempt
+from adaptsum.errors import AdaptsumError
+from adaptsum.nodes.retry import last_attempt, run_deadline
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
 from adaptsum.store.index import PageRange
@@ -18,9 +19,12 @@ def translate_query(state: State, runtime: Runtime[Context], chat_model=None) ->
     """Make the question self-contained, then translate it when the languages differ.
 
     Retrieval uses both the translation and the original, so a term the documents
-    keep in the asker's language is still found.
+    keep in the asker's language is still found. Nothing to do when the classifier
+    already translated the question in its own call.
     """
-    engine = engine_for(runtime.context, chat_model)
+    if state.retrieval_queries:
+        return {}
+    engine = engine_for(runtime.context, chat_model, run_deadline(runtime))
     usage: Usage = {}
     try:
         # The thread's history ends with this turn's question, as the engines expect; the
@@ -35,6 +39,8 @@ def translate_query(state: State, runtime: Runtime[Context], chat_model=None) ->
             )
             usage = add_usage(usage, used)
             queries = list(dict.fromkeys([translated, question]))
+    except AdaptsumError:
+        raise
     except Exception:
         if not last_attempt(runtime):
             raise

@@ -7,6 +7,9 @@ are the transient API errors. On the last attempt a node falls back instead of f
 
 from __future__ import annotations
 
+import threading
+import time
+
 from langchain_core.exceptions import OutputParserException
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, default_retry_on
@@ -25,9 +28,11 @@ def retryable(exc: Exception) -> bool:
     Our own errors (bad configuration, unreadable documents) are final: retrying
     would only delay the one-line message.
     """
+    from adaptsum.providers.chat import CallTimeout
+
     if isinstance(exc, AdaptsumError):
         return False
-    if isinstance(exc, PARSE_ERRORS):
+    if isinstance(exc, (*PARSE_ERRORS, CallTimeout)):
         return True
     try:
         import openai
@@ -51,3 +56,23 @@ def last_attempt(runtime: Runtime) -> bool:
     """True when this execution is the node's final try under `MODEL_RETRY`."""
     info = getattr(runtime, "execution_info", None)
     return info is None or info.node_attempt >= MAX_ATTEMPTS
+
+
+_deadlines: dict[tuple[str | None, str | None], float] = {}
+_deadline_lock = threading.Lock()
+
+
+def run_deadline(runtime: Runtime) -> float | None:
+    """The monotonic time this run's model calls must end by (`run_deadline`), or None.
+
+    The clock starts at the run's first model call; parallel tasks of the run share it.
+    """
+    seconds = runtime.context.run_deadline
+    if not seconds:
+        return None
+    info = getattr(runtime, "execution_info", None)
+    key = (getattr(info, "thread_id", None), getattr(info, "run_id", None))
+    with _deadline_lock:
+        if len(_deadlines) > 1000:
+            _deadlines.clear()
+        return _deadlines.setdefault(key, time.monotonic() + seconds)

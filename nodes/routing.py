@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from adaptsum.nodes.summarize import collapse_tasks, map_tasks
+from adaptsum.state.context import Context
 from adaptsum.state.graph_state import GradeTask, State
 
 
@@ -15,10 +17,17 @@ def route_request(state: State) -> Literal["translate_query", "plan_summary"]:
     return "translate_query" if state.request_kind == "question" else "plan_summary"
 
 
-def fan_out_grading(state: State) -> list[Send] | Literal["decide_route"]:
-    """One parallel grader per retrieved chunk; straight to the decision if none came back."""
+def fan_out_grading(
+    state: State, runtime: Runtime[Context]
+) -> list[Send] | Literal["decide_route", "grade_passages"]:
+    """One parallel grader per retrieved chunk, or one batch grader (`grading`).
+
+    Straight to the decision if retrieval found nothing.
+    """
     if not state.retrieved:
         return "decide_route"
+    if runtime.context.engine == "llm" and _grading(runtime.context) == "batch":
+        return "grade_passages"
     question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
     return [
         Send(
@@ -27,6 +36,12 @@ def fan_out_grading(state: State) -> list[Send] | Literal["decide_route"]:
         )
         for hit in state.retrieved
     ]
+
+
+def _grading(ctx: Context) -> str:
+    if ctx.grading != "auto":
+        return ctx.grading
+    return "batch" if ctx.chat_base_url else "each"
 
 
 def route_after_grading(state: State) -> Literal["answer", "refuse", "plan_summary"]:

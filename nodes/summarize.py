@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -20,21 +21,32 @@ from langgraph.types import interrupt
 from adaptsum import prompts
 from adaptsum.engines.factory import chat_model_for, index_for, resources_for
 from adaptsum.engines.summary import (
+    COPY_LIMIT,
     ExtractiveSummarizer,
     LLMSummarizer,
     Shape,
     cited_pages,
+    copied_share,
     paragraphs_of,
+    repair_citations,
     shape_text,
     summary_citations,
 )
 from adaptsum.errors import AdaptsumError, InputError
 from adaptsum.nodes.answer import reply_language
 from adaptsum.nodes.progress import emit, forget_run, reserve, reset_stage, set_budget, settle
+from adaptsum.nodes.retry import run_deadline
 from adaptsum.nodes.turn import exchange
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context
-from adaptsum.state.graph_state import CollapseTask, MapTask, Partial, PartialRef, State
+from adaptsum.state.graph_state import (
+    CollapseTask,
+    MapTask,
+    Partial,
+    PartialRef,
+    State,
+    add_usage,
+)
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord, chunk_id
 
 _NARRATIVE = re.compile(
@@ -44,11 +56,14 @@ _NARRATIVE = re.compile(
 )
 
 
-def summarizer_for(ctx: Context, chat_model: BaseChatModel | None):
-    """The summarizer of the configured engine."""
+def summarizer_for(
+    ctx: Context, chat_model: BaseChatModel | None, runtime: Runtime[Context] | None = None
+):
+    """The summarizer of the configured engine (its calls bounded by the run's deadline)."""
     resources = resources_for(ctx)
     if ctx.engine == "llm":
-        return LLMSummarizer(resources, chat_model or chat_model_for(ctx))
+        deadline = run_deadline(runtime) if runtime is not None else None
+        return LLMSummarizer(resources, chat_model or chat_model_for(ctx), deadline)
     return ExtractiveSummarizer(resources)
 
 
@@ -280,7 +295,7 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
         body = load_partial(ctx, PartialRef(key=key, ref=cached, pages=[], tokens=0))
         ref = PartialRef(key=key, ref=cached, pages=body["pages"], tokens=body["tokens"])
     else:
-        summarizer = summarizer_for(ctx, chat_model)
+        summarizer = summarizer_for(ctx, chat_model, runtime)
         estimate = summarizer.map_cost(chunk) if ctx.engine == "llm" else 0
         reserve(runtime, ctx.max_tokens, estimate, f"map call (chunk {task['order'] + 1})")
         try:
@@ -373,7 +388,7 @@ def collapse_group(
     reserve(runtime, ctx.max_tokens, estimate, f"collapse call (level {task['level']})")
     usage: dict = {}
     try:
-        partial, usage = summarizer_for(ctx, chat_model).collapse(
+        partial, usage = summarizer_for(ctx, chat_model, runtime).collapse(
             partials, task["language"], task["focus"], key
         )
     finally:
@@ -388,7 +403,7 @@ def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> 
     _, refs = current_level(state.partials)
     partials = [load_partial(ctx, ref) for ref in refs]
     shape = Shape.from_context(ctx, reply_language(state, ctx))
-    summarizer = summarizer_for(ctx, chat_model)
+    summarizer = summarizer_for(ctx, chat_model, runtime)
     estimate = (
         sum(p["tokens"] for p in partials) + shape.output_tokens() if ctx.engine == "llm" else 0
     )
@@ -403,7 +418,32 @@ def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> 
         text, usage = summarizer.reduce(partials, shape, state.summary_plan.get("focus", ""))
     finally:
         settle(runtime, estimate, usage)
-    return _finish(state, runtime, text, usage)
+    focus = state.summary_plan.get("focus", "")
+    return _finish(
+        state,
+        runtime,
+        text,
+        usage,
+        redo=lambda: _budgeted(
+            runtime,
+            estimate,
+            "reduce call (written again)",
+            lambda: summarizer.reduce(partials, shape, focus, attempt=1),
+        ),
+    )
+
+
+def _budgeted(
+    runtime: Runtime[Context], estimate: int, what: str, fn: Callable[[], tuple[str, dict]]
+) -> tuple[str, dict]:
+    """A further call under the run's token budget (reserved first, settled after)."""
+    reserve(runtime, runtime.context.max_tokens, estimate, what)
+    usage: dict = {}
+    try:
+        text, usage = fn()
+    finally:
+        settle(runtime, estimate, usage)
+    return text, usage
 
 
 def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -421,8 +461,9 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
         "stuff call",
     )
     usage: dict = {}
+    summarizer = summarizer_for(ctx, chat_model, runtime)
     try:
-        text, usage = summarizer_for(ctx, chat_model).stuff(
+        text, usage = summarizer.stuff(
             chunks,
             document,
             shape,
@@ -433,7 +474,19 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
         )
     finally:
         settle(runtime, estimate, usage)
-    return _finish(state, runtime, text, usage)
+    focus = state.summary_plan.get("focus", "")
+    return _finish(
+        state,
+        runtime,
+        text,
+        usage,
+        redo=lambda: _budgeted(
+            runtime,
+            estimate,
+            "stuff call (written again)",
+            lambda: summarizer.stuff_attempt(chunks, document, shape, focus, 1),
+        ),
+    )
 
 
 def refine_chunk(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -445,7 +498,7 @@ def refine_chunk(state: State, runtime: Runtime[Context], chat_model=None) -> di
     chunk = index.catalog.chunks(index.collection, [chunk_id])[chunk_id]
     document = index.resolve([chunk.doc_id])[0]
     shape = Shape.from_context(ctx, reply_language(state, ctx))
-    summarizer = summarizer_for(ctx, chat_model)
+    summarizer = summarizer_for(ctx, chat_model, runtime)
     previous = load_partial(ctx, state.refine_summary) if state.refine_summary else None
     estimate = (
         chunk.tokens + (previous["tokens"] if previous else 0) + shape.output_tokens()
@@ -488,11 +541,43 @@ def summary_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"answer": text, "citations": [], "messages": exchange(state, text)}
 
 
-def _finish(state: State, runtime: Runtime[Context], text: str, usage: dict) -> dict[str, Any]:
+def _finish(
+    state: State,
+    runtime: Runtime[Context],
+    text: str,
+    usage: dict,
+    redo: Callable[[], tuple[str, dict]] | None = None,
+) -> dict[str, Any]:
+    """Check the summary (copying, shape, citations), repair what it can, report the rest.
+
+    A copy of the input is written once more (`redo`, bounded to one); paragraphs
+    without a valid page get the page they match best; what remains is reported in
+    `route_reason`, never passed as if fine.
+    """
     ctx = runtime.context
     index = index_for(ctx)
     document = index.resolve([state.summary_plan["doc_id"]])[0]
     chunks = index.catalog.document_chunks(index.collection, document.revision)
+    notes: list[str] = []
+    if ctx.engine == "llm":
+        source = " ".join(c.text for c in chunks)
+        share = copied_share(text, source)
+        if share > COPY_LIMIT and redo is not None:
+            again, more = redo()
+            usage = add_usage(usage, more)
+            again_share = copied_share(again, source)
+            notes.append(f"copied {share:.0%} of its input, so it was written again")
+            if again_share < share:
+                text, share = again, again_share
+        if share > COPY_LIMIT:
+            notes.append(f"still copies {share:.0%} of its input")
+        shape = Shape.from_context(ctx, reply_language(state, ctx))
+        count = len(paragraphs_of(text))
+        if state.summary_plan.get("strategy") != "refine" and count != shape.paragraphs:
+            notes.append(f"{count} paragraphs where {shape.paragraphs} were asked for")
+        text, repaired = repair_citations(text, document, chunks)
+        if repaired:
+            notes.append(f"{repaired} of {count} paragraphs had no valid page; adaptsum added one")
     forget_run(runtime)
     update = {
         "answer": text,
@@ -506,8 +591,9 @@ def _finish(state: State, runtime: Runtime[Context], text: str, usage: dict) -> 
         if not any(1 <= page <= document.total_pages for page in cited_pages(p))
     ]
     if uncited:  # a model may drop citations; say so rather than pass it silently
-        update["route_reason"] = (
-            f"{state.route_reason}; {len(uncited)} of {len(paragraphs_of(text))} paragraphs "
-            "carry no valid page citation"
+        notes.append(
+            f"{len(uncited)} of {len(paragraphs_of(text))} paragraphs carry no valid page citation"
         )
+    if notes:
+        update["route_reason"] = f"{state.route_reason}; summary checks: {'; '.join(notes)}"
     return update

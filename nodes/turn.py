@@ -25,13 +25,13 @@ _DOC_ID = re.compile(r"[0-9a-f]{12}")
 """A document id: the first 12 hex digits of the PDF's sha256."""
 
 
-def exchange(state: State, reply: str) -> list[AnyMessage]:
+def exchange(state: State, reply: str | AIMessage) -> list[AnyMessage]:
     """The turn's question and its reply, added to the thread together when the turn ends.
 
     Written only by the nodes that finish a turn, so a turn that fails or is cancelled
     leaves no unanswered question for later follow-ups to see.
     """
-    return [HumanMessage(state.request), AIMessage(reply)]
+    return [HumanMessage(state.request), AIMessage(reply) if isinstance(reply, str) else reply]
 
 
 def check_input(state: State) -> None:

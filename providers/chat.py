@@ -2,16 +2,35 @@
 
 Reasoning models served by vLLM, Ollama or llama.cpp (Qwen3, DeepSeek-R1) wrap their
 thinking in <think>...</think>; it is stripped before any output is used or shown.
+
+Every model call goes through `call`: it sends a per-step `max_tokens`, reports the
+server's `finish_reason` and usage (also when the reply is unusable), keeps internal
+calls out of LangGraph's `messages` stream (the `nostream` tag), and bounds the call
+by wall-clock time. The HTTP client's own timeout is per read, and llama-server sends
+a keep-alive every 30 s while it generates, so a streamed call would otherwise never
+time out; here the call runs on one shared event loop and is cancelled (closing the
+connection, which stops the server's generation) on timeout, at the run's deadline,
+or when the user presses Ctrl-C.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import re
-from typing import TYPE_CHECKING
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.constants import TAG_NOSTREAM
 
-from adaptsum.errors import ConfigError
+from adaptsum.errors import AdaptsumError, ConfigError
 from adaptsum.providers import openai_api_key
 from adaptsum.state.graph_state import Usage
 
@@ -50,8 +69,9 @@ def make_chat_model(ctx: Context) -> BaseChatModel:
             base_url=base_url or None,
             api_key=key,
             temperature=ctx.temperature,
+            # The HTTP read timeout; `call` enforces the whole call's duration itself.
             timeout=ctx.request_timeout,
-            max_retries=2,
+            max_retries=1,
             stream_usage=True,
         )
     from langchain.chat_models import init_chat_model
@@ -85,3 +105,256 @@ def usage_of(message: BaseMessage | None) -> Usage:
         output_tokens=int(meta.get("output_tokens", 0)),
         total_tokens=int(meta.get("total_tokens", 0)),
     )
+
+
+class CallTimeout(TimeoutError):
+    """One model call ran longer than `request_timeout` (retried by the node's policy)."""
+
+
+class RunDeadlineExceeded(AdaptsumError):
+    """The run has used up `run_deadline`; no further model call is started."""
+
+
+class ModelRequestRejected(AdaptsumError):
+    """The model server refused the request (HTTP 4xx: context too long, bad parameter)."""
+
+
+class CallCancelled(AdaptsumError):
+    """The user interrupted the run (Ctrl-C); calls in flight were cancelled."""
+
+
+CANCEL = threading.Event()
+"""Set on Ctrl-C: every call in flight is cancelled within a fraction of a second."""
+
+_POLL_S = 0.1
+
+
+@dataclass
+class Reply:
+    """One model call's visible text, its finish reason and the usage the server reported."""
+
+    text: str
+    finish_reason: str
+    usage: Usage
+    message: AIMessage | None = None
+    raw: str = ""
+    """The reply exactly as streamed (no <think> block, whitespace kept)."""
+
+    @property
+    def truncated(self) -> bool:
+        """The server stopped at `max_tokens`: the reply is cut, never to be trusted as whole."""
+        return self.finish_reason == "length"
+
+
+class _Loop:
+    """One event loop on a daemon thread for every model call of the process.
+
+    One loop, so the async HTTP client's connection pool (cached per base URL by
+    langchain-openai) is always used from the loop that created it.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self.loop.run_forever, name="adaptsum-llm", daemon=True)
+        thread.start()
+
+    def submit(self, coro_factory, context: contextvars.Context) -> tuple[Future, list]:
+        done: Future = Future()
+        holder: list[asyncio.Task] = []
+
+        def start() -> None:
+            task = self.loop.create_task(coro_factory(), context=context)
+            holder.append(task)
+
+            def finished(t: asyncio.Task) -> None:
+                if t.cancelled():
+                    done.cancel()
+                elif t.exception() is not None:
+                    done.set_exception(t.exception())
+                else:
+                    done.set_result(t.result())
+
+            task.add_done_callback(finished)
+
+        self.loop.call_soon_threadsafe(start)
+        return done, holder
+
+    def cancel(self, holder: list) -> None:
+        self.loop.call_soon_threadsafe(lambda: [t.cancel() for t in holder])
+
+
+_loop: _Loop | None = None
+_loop_lock = threading.Lock()
+
+
+def _shared_loop() -> _Loop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = _Loop()
+        return _loop
+
+
+def call(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    *,
+    max_tokens: int,
+    timeout: float,
+    deadline: float | None = None,
+    stream: bool = False,
+    temperature: float | None = None,
+    response_format: dict[str, Any] | None = None,
+) -> Reply:
+    """Call the model once, bounded by `timeout` seconds and the monotonic `deadline`.
+
+    `stream=False` tags the call `nostream`, so LangGraph's `messages` stream leaves
+    it out (classification, grading, translation, map and collapse are internal).
+    A reply cut at `max_tokens` comes back with `finish_reason='length'`, also when
+    the OpenAI client raises `LengthFinishReasonError` for it.
+
+    Raises:
+        CallTimeout: the call took longer than `timeout` (retryable).
+        RunDeadlineExceeded: the run's deadline passed before or during the call.
+        CallCancelled: Ctrl-C.
+    """
+    if CANCEL.is_set():
+        raise CallCancelled("interrupted")
+    if deadline is not None and time.monotonic() >= deadline:
+        raise RunDeadlineExceeded("the run reached its run_deadline before this model call")
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens}
+    if temperature is not None:
+        kwargs["temperature"] = temperature
+    if response_format is not None:
+        kwargs["response_format"] = response_format
+    if not stream:
+        # Not streamed over HTTP either: one plain reply, and out of the `messages` stream.
+        kwargs["stream"] = False
+    runnable = model.bind(**kwargs)
+    if not stream:
+        runnable = runnable.with_config(tags=[TAG_NOSTREAM])
+    try:
+        message = _bounded(lambda: runnable.ainvoke(messages), timeout, deadline)
+    except Exception as exc:
+        rejected = _rejection(exc)
+        if rejected is None:
+            raise
+        raise rejected from None
+    return _reply(message)
+
+
+def _rejection(exc: Exception) -> ModelRequestRejected | None:
+    """A one-line error for a 4xx reply (retrying an identical request cannot help)."""
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on it
+        return None
+    if isinstance(
+        exc, openai.BadRequestError | openai.NotFoundError | openai.UnprocessableEntityError
+    ):
+        detail = " ".join(str(getattr(exc, "message", exc)).split())[:300]
+        return ModelRequestRejected(f"the model server refused the request: {detail}")
+    return None
+
+
+def _bounded(coro_factory, timeout: float, deadline: float | None):
+    """Run the coroutine on the shared loop; cancel it on timeout, deadline or Ctrl-C."""
+    loop = _shared_loop()
+    future, holder = loop.submit(coro_factory, contextvars.copy_context())
+    started = time.monotonic()
+    try:
+        while True:
+            wait([future], timeout=_POLL_S)
+            if future.done():
+                return future.result()
+            now = time.monotonic()
+            if CANCEL.is_set():
+                raise CallCancelled("interrupted; model calls in flight were cancelled")
+            if deadline is not None and now >= deadline:
+                raise RunDeadlineExceeded(
+                    "the run reached its run_deadline; the model call in flight was cancelled"
+                )
+            if now - started >= timeout:
+                raise CallTimeout(f"model call took over request_timeout={timeout:g} s")
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            CANCEL.set()  # the other threads' calls stop too
+        loop.cancel(holder)
+        raise
+
+
+def _reply(message: BaseMessage) -> Reply:
+    meta = getattr(message, "response_metadata", None) or {}
+    finish = str(meta.get("finish_reason") or "")
+    text = message_text(message)
+    return Reply(
+        text=text,
+        finish_reason=finish,
+        usage=usage_of(message),
+        message=message if isinstance(message, AIMessage) else None,
+        raw=message.text if "<think>" not in message.text else text,
+    )
+
+
+def length_error_reply(exc: Exception) -> Reply | None:
+    """The reply inside openai's `LengthFinishReasonError` (json_schema mode), if it is one."""
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on it
+        return None
+    if not isinstance(exc, openai.LengthFinishReasonError):
+        return None
+    completion = getattr(exc, "completion", None)
+    usage = getattr(completion, "usage", None)
+    text = ""
+    with contextlib.suppress(AttributeError, IndexError, TypeError):
+        text = completion.choices[0].message.content or ""
+    return Reply(
+        text=strip_think(text),
+        finish_reason="length",
+        usage=Usage(
+            calls=1,
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            total_tokens=int(getattr(usage, "total_tokens", 0) or 0),
+        ),
+    )
+
+
+@contextlib.contextmanager
+def cancel_on_interrupt() -> Iterator[None]:
+    """While running a graph: Ctrl-C cancels every model call in flight, then interrupts.
+
+    Without it, the main thread's KeyboardInterrupt would wait for LangGraph's worker
+    threads, whose calls could run until their timeout.
+    """
+    CANCEL.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame) -> None:
+        CANCEL.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        CANCEL.clear()
+
+
+def emit_text(text: str) -> None:
+    """Send `text` on LangGraph's `messages` stream as if a model wrote it.
+
+    Used when adaptsum itself adds to a streamed answer (pages it attached, a flag),
+    so a client that concatenates the stream gets exactly the final answer. No
+    request is made: LangChain's fake chat model replays the text, token by token.
+    """
+    if not text:
+        return
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    GenericFakeChatModel(messages=iter([AIMessage(text)])).invoke("adaptsum")

@@ -18,6 +18,7 @@ Engine = Literal["extractive", "llm"]
 Retrieval = Literal["dense", "hybrid"]
 StructuredOutput = Literal["auto", "json_schema", "prompt"]
 SummaryStyle = Literal["prose", "bullets"]
+Grading = Literal["auto", "each", "batch"]
 
 SERVER_VARIABLE = "ADAPTSUM_SERVER"
 """Set (to 1) by `langgraph.json`'s env: the graph then runs for remote callers."""
@@ -127,15 +128,42 @@ class Context:
         metadata={"description": "Sampling temperature of the chat model."},
     )
     request_timeout: float = field(
-        default=60.0,
-        metadata={"description": "Seconds before a model call is abandoned and retried."},
+        default=120.0,
+        metadata={
+            "description": "Seconds one model call may take in all (streamed calls too) "
+            "before it is cancelled and retried."
+        },
+    )
+    run_deadline: float = field(
+        default=0.0,
+        metadata={
+            "description": "Seconds a whole run's model calls may take (0: no limit); past "
+            "it the call in flight is cancelled and the run stops with a message."
+        },
     )
     structured_output: StructuredOutput = field(
         default="auto",
         metadata={
-            "description": "How the llm engine gets typed results: 'json_schema' (OpenAI "
-            "structured outputs), 'prompt' (JSON asked for in the prompt, parsed and "
-            "validated; works with any server) or 'auto' (json_schema on api.openai.com)."
+            "description": "How the llm engine gets typed results: 'json_schema' (the "
+            "server constrains its output to the schema: OpenAI, vLLM, llama.cpp, Ollama), "
+            "'prompt' (JSON asked for in the prompt, parsed and validated) or 'auto' "
+            "(json_schema, switching to prompt for a server that rejects it)."
+        },
+    )
+    grading: Grading = field(
+        default="auto",
+        metadata={
+            "description": "llm engine: 'each' grades every retrieved passage in its own "
+            "call (parallel), 'batch' grades all of them in one structured call (one round "
+            "trip; best for a local server with few parallel slots), 'auto' is batch with "
+            "chat_base_url and each on api.openai.com."
+        },
+    )
+    strict_grounding: bool = field(
+        default=False,
+        metadata={
+            "description": "llm engine: when an answer has numbers or names found in none "
+            "of its evidence, write it once more, then refuse (default: flag them)."
         },
     )
     no_think: bool = field(
@@ -303,6 +331,7 @@ class Context:
             ("engine", Engine),
             ("structured_output", StructuredOutput),
             ("summary_style", SummaryStyle),
+            ("grading", Grading),
         ):
             if getattr(self, name) not in get_args(allowed):
                 choices = ", ".join(repr(a) for a in get_args(allowed))
@@ -316,6 +345,8 @@ class Context:
             )
         if self.k < 1:
             raise ConfigError(f"k must be at least 1, got {self.k}")
+        if self.request_timeout <= 0 or self.run_deadline < 0:
+            raise ConfigError("request_timeout must be > 0 and run_deadline >= 0")
         for name in ("summary_sentences", "map_paragraphs"):
             parse_range(getattr(self, name), name)
         if not 1 <= self.grade_cutoff <= 10:

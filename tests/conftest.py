@@ -19,6 +19,8 @@ from adaptsum.store.index import DocumentIndex
 
 from helpers import CORPUS, EN_SAMPLE, KO_SAMPLE
 
+pytest_plugins = ["llm_server"]  # the `llm_server` fixture: a real llama-server (tests/)
+
 CLOSED_PORT_PROXY = "http://127.0.0.1:9"  # discard port: nothing listens, so it fails fast
 
 

@@ -63,7 +63,11 @@ class ScriptedChatModel(GenericFakeChatModel):
             grade_calls = len(self.calls_of("grade"))
         script = self.script
         if kind == "classify":
-            text = json.dumps({"kind": script.kind, "reason": f"scripted {script.kind}"})
+            source = user.removesuffix(" /no_think")
+            reply = {"kind": script.kind, "reason": f"scripted {script.kind}"}
+            if "translate" in system:
+                reply["translation"] = script.translations.get(source, source)
+            text = json.dumps(reply, ensure_ascii=False)
         elif kind == "contextualize":
             text = user.rsplit("Latest question: ", 1)[-1]
         elif kind == "translate":
@@ -79,6 +83,24 @@ class ScriptedChatModel(GenericFakeChatModel):
                         "evidence": passage.strip().split("\n")[0][:120],
                         "relevance": script.relevance(passage),
                         "reason": "scripted",
+                    },
+                    ensure_ascii=False,
+                )
+        elif kind == "grade_batch":
+            if len(self.calls_of("grade_batch")) <= script.invalid_grades:
+                text = '{"grades": [{"passage": 1, "evidence": "unterminated'
+            else:
+                passages = re.split(r"^Passage \d+ \(pages [^)]*\):\n", user, flags=re.M)[1:]
+                text = json.dumps(
+                    {
+                        "grades": [
+                            {
+                                "passage": n,
+                                "evidence": passage.strip().split("\n")[0][:120],
+                                "relevance": script.relevance(passage),
+                            }
+                            for n, passage in enumerate(passages, 1)
+                        ]
                     },
                     ensure_ascii=False,
                 )
@@ -118,6 +140,7 @@ def _kind(system: str) -> str:
         ("contextualize", "Rewrite the user's latest question"),
         ("translate", "Translate the user's text"),
         ("grade", "You judge whether a passage"),
+        ("grade_batch", "You judge whether each of"),
         ("answer", "You answer questions about documents"),
         ("map", "You summarize one passage"),
         ("collapse", "You condense consecutive partial summaries"),

@@ -35,11 +35,12 @@ def test_answer_in_askers_language_without_translation(samples_index: DocumentIn
     assert len(model.calls_of("translate")) == 0  # same language: no call
     assert len(model.calls_of("contextualize")) == 0  # first turn: nothing to resolve
     assert len(model.calls_of("grade")) == n  # one grader per retrieved chunk
+    assert model.calls_of("classify") == []  # a clear question: the rules decide, no call
     assert out["usage"] == {
-        "calls": n + 2,
-        "input_tokens": 100 * (n + 2),
-        "output_tokens": 20 * (n + 2),
-        "total_tokens": 120 * (n + 2),
+        "calls": n + 1,
+        "input_tokens": 100 * (n + 1),
+        "output_tokens": 20 * (n + 1),
+        "total_tokens": 120 * (n + 1),
     }
 
 
@@ -86,7 +87,9 @@ def test_model_may_refuse_from_the_evidence(samples_index: DocumentIndex) -> Non
 
 @pytest.mark.parametrize("kind", ["whole_document", "summary"])
 def test_whole_document_requests_skip_retrieval(samples_index: DocumentIndex, kind: str) -> None:
-    out, model = run(samples_index, Script(kind=kind), request="이 문서의 결론은?")
+    # The rules cannot tell what "explain this document" wants: the model decides.
+    out, model = run(samples_index, Script(kind=kind), request="이 문서를 설명해 줘")
+    assert len(model.calls_of("classify")) == 1
     assert out["route"] == "summarize"
     assert model.calls_of("grade") == [] and model.calls_of("answer") == []
     assert len(model.calls_of("stuff")) == 1  # a short document fits one call

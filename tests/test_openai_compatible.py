@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fakes import Script
+from langchain_core.messages import AIMessage
 from openai_stub import openai_stub
 
 from adaptsum import Context, build_graph
@@ -56,7 +57,9 @@ def test_graph_over_http(samples_index: DocumentIndex, structured: str) -> None:
     assert out["usage"]["total_tokens"] == 120 * len(requests)
     assert {r["model"] for r in requests} == {"qwen3-8b"}
     grade_requests = [r for r in requests if "You judge" in r["messages"][0]["content"]]
-    assert grade_requests
+    # A local server (chat_base_url): all passages graded in one call; the rules classify
+    # this clear question, so an ask is 2 round trips (grade, answer) here.
+    assert len(grade_requests) == 1 and len(requests) == 2
     if structured == "json_schema":
         assert all(r["response_format"]["type"] == "json_schema" for r in grade_requests)
     else:
@@ -90,7 +93,36 @@ def test_cli_streams_the_answer(tmp_path: Path) -> None:
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("한글날은 매년 10월 9일입니다 [p. 1].")
+    assert done.stdout.count("10월 9일") == 1  # printed once, not streamed and again
     assert "Citations:" in done.stdout and "route: answer" in done.stdout
     answer_requests = [r for r in requests if "You answer" in r["messages"][0]["content"]]
     assert answer_requests[0].get("stream") is True  # the answer was streamed
     assert json.dumps(answer_requests[0], ensure_ascii=False).count("[p. 1]") >= 1
+
+
+def test_messages_stream_carries_only_the_answer(samples_index: DocumentIndex) -> None:
+    """Internal calls (grading, translation) are tagged nostream; the answer streams once."""
+    script = Script(answer=lambda evidence: "Hangul Day is on 9 October [p. 1].")
+    with openai_stub(script) as (base_url, _, requests):
+        ctx = Context(
+            data_dir=samples_index.ctx.data_dir,
+            engine="llm",
+            chat_model="openai:m",
+            chat_base_url=base_url,
+            grading="each",
+        )
+        chunks, nodes = [], set()
+        graph = build_graph()
+        for mode, chunk in graph.stream(
+            {"request": "When is Hangul Day?", "documents": ["hangul-ko.pdf"]},
+            context=ctx,
+            stream_mode=["messages", "updates", "custom"],
+        ):
+            if mode == "updates" and "answer" in chunk:
+                final = chunk["answer"]["answer"]
+            if mode == "messages" and isinstance(chunk[0], AIMessage):  # not the question
+                chunks.append(chunk[0].text)
+                nodes.add(chunk[1]["langgraph_node"])
+    assert len(requests) > 3  # translate, graders, answer: all went to the server
+    assert nodes == {"answer"}
+    assert "".join(chunks) == final == "Hangul Day is on 9 October [p. 1]."

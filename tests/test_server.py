@@ -286,9 +286,6 @@ def test_ask_follow_up_stream_and_history(server: dict, doc_ids: dict) -> None:
     assert [m["type"] for m in messages] == ["human", "ai", "human", "ai"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="classify/grade calls are not yet tagged nostream (issue 13's engines/llm)"
-)
 def test_messages_stream_carries_only_the_answer(
     server: dict, doc_ids: dict, chat_stub: tuple[str, list[dict]]
 ) -> None:

@@ -307,9 +307,28 @@ def test_killed_process_resumes_on_its_thread(tmp_path: Path) -> None:
     assert len(maps) == result["summary_plan"]["chunks"]
 
 
-def test_uncited_paragraphs_are_reported(small_index: DocumentIndex) -> None:
+def test_uncited_paragraphs_are_repaired_and_reported(small_index: DocumentIndex) -> None:
     script = Script(summary=lambda kind, user: "First point [p. 1].\n\nSecond point, uncited.")
     out = summarize(
         build_graph(chat_model=ScriptedChatModel(script=script)), llm_context(small_index)
     )
-    assert "1 of 2 paragraphs carry no valid page citation" in out["route_reason"]
+    assert "1 of 2 paragraphs had no valid page; adaptsum added one" in out["route_reason"]
+    assert "2 paragraphs where 5 were asked for" in out["route_reason"]
+    second = out["answer"].split("\n\n")[1]
+    assert second.startswith("Second point, uncited.") and "[p. " in second
+
+
+def test_a_summary_copying_its_input_is_written_again(small_index: DocumentIndex) -> None:
+    stuffed: list[str] = []
+
+    def copy_then_write(kind: str, user: str) -> str:
+        stuffed.append(kind)
+        if stuffed.count("stuff") > 1 or kind != "stuff":
+            return "A summary in its own words [p. 1]."
+        return user  # the document's own text, pages marked
+
+    model = ScriptedChatModel(script=Script(summary=copy_then_write))
+    out = summarize(build_graph(chat_model=model), llm_context(small_index))
+    assert len(model.calls_of("stuff")) == 2  # redone once, no more
+    assert "so it was written again" in out["route_reason"]
+    assert out["answer"].startswith("A summary in its own words")

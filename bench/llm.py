@@ -1,0 +1,203 @@
+"""The llm engine against a real local model: calls, tokens, wall time and critical path.
+
+    .venv/bin/python bench/llm.py [--pdf ../shared/corpus/qwen3-overview-ko.pdf]
+                                  [--base-url http://127.0.0.1:8080/v1 --model NAME]
+
+Without --base-url it starts llama-server with SmolLM2-135M-Instruct from the cached
+install of tests/llm_server.py (built on first use). For an ask in Korean and in
+English and for each summary strategy it prints, per step (graph node), the model
+calls, tokens and seconds; the number of sequential model round trips (calls that
+overlap in time count once); the wall time; and the server's own tokens per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.checkpoint.memory import InMemorySaver
+
+from adaptsum import Context, build_graph
+from adaptsum.store.index import DocumentIndex
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PDF = REPO.parent / "shared" / "corpus" / "qwen3-overview-ko.pdf"
+
+
+class CallRecorder(BaseCallbackHandler):
+    """Every chat-model call of a run: its node, start, end and server-reported tokens."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: dict[UUID, tuple[str, float]] = {}
+        self.calls: list[dict[str, Any]] = []
+
+    def on_chat_model_start(self, serialized, messages, *, run_id, metadata=None, **kw) -> None:
+        with self.lock:
+            self.open[run_id] = ((metadata or {}).get("langgraph_node", "?"), time.monotonic())
+
+    def on_llm_end(self, response, *, run_id, **kw) -> None:
+        with self.lock:
+            node, start = self.open.pop(run_id, ("?", time.monotonic()))
+        message = response.generations[0][0].message if response.generations else None
+        usage = getattr(message, "usage_metadata", None) or {}
+        if not usage:  # adaptsum's own stream emitter (pages it added): not a model call
+            return
+        with self.lock:
+            self.calls.append(
+                {
+                    "node": node,
+                    "start": start,
+                    "end": time.monotonic(),
+                    "input": usage.get("input_tokens", 0),
+                    "output": usage.get("output_tokens", 0),
+                }
+            )
+
+    def on_llm_error(self, error, *, run_id, **kw) -> None:
+        with self.lock:
+            self.open.pop(run_id, None)
+
+
+def round_trips(calls: list[dict[str, Any]]) -> tuple[int, float]:
+    """Sequential round trips (overlapping calls merged) and the seconds they span."""
+    spans = sorted((c["start"], c["end"]) for c in calls)
+    merged: list[list[float]] = []
+    for start, end in spans:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return len(merged), sum(end - start for start, end in merged)
+
+
+def run_case(ctx: Context, name: str, request: str, pdf: Path, **inputs) -> dict[str, Any]:
+    recorder = CallRecorder()
+    graph = build_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": name}, "callbacks": [recorder]}
+    started = time.monotonic()
+    graph.invoke({"request": request, "documents": [str(pdf)], **inputs}, config, context=ctx)
+    wall = time.monotonic() - started
+    state = graph.get_state(config).values
+    trips, model_seconds = round_trips(recorder.calls)
+    steps: dict[str, list[int | float]] = defaultdict(lambda: [0, 0, 0, 0.0])
+    for c in recorder.calls:
+        step = steps[c["node"]]
+        step[0] += 1
+        step[1] += c["input"]
+        step[2] += c["output"]
+        step[3] += c["end"] - c["start"]
+    usage = state.get("usage", {})
+    return {
+        "case": name,
+        "route": state.get("route", ""),
+        "calls": len(recorder.calls),
+        "round_trips": trips,
+        "input": sum(c["input"] for c in recorder.calls),
+        "output": sum(c["output"] for c in recorder.calls),
+        "usage_calls": usage.get("calls", 0),
+        "wall": wall,
+        "model_s": model_seconds,
+        "steps": dict(steps),
+        "reason": state.get("route_reason", ""),
+        "cited": len(state.get("citations", [])),
+    }
+
+
+def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
+    print(
+        f"\n{'case':24} {'route':9} {'calls':>5} {'trips':>5} {'in tok':>7} {'out tok':>7} "
+        f"{'model s':>8} {'wall s':>7} {'cites':>5}"
+    )
+    for r in rows:
+        print(
+            f"{r['case']:24} {r['route']:9} {r['calls']:5d} {r['round_trips']:5d} "
+            f"{r['input']:7d} {r['output']:7d} {r['model_s']:8.1f} {r['wall']:7.1f} "
+            f"{r['cited']:5d}"
+        )
+    print("\nper step: calls / input tokens / output tokens / seconds (summed over calls)")
+    for r in rows:
+        parts = [
+            f"{node} {n}/{i}/{o}/{s:.1f}"
+            for node, (n, i, o, s) in sorted(r["steps"].items(), key=lambda kv: -kv[1][3])
+        ]
+        print(f"  {r['case']:22} {'; '.join(parts)}")
+    for r in rows:
+        if r["usage_calls"] != r["calls"]:
+            print(f"  ! {r['case']}: usage counted {r['usage_calls']} calls, recorded {r['calls']}")
+    if metrics:
+        print(
+            f"\nserver: {metrics.get('predicted_tokens_seconds', 0):.1f} generated tok/s, "
+            f"{metrics.get('prompt_tokens_seconds', 0):.1f} prompt tok/s (llama.cpp /metrics); "
+            f"{int(metrics.get('tokens_predicted_total', 0))} tokens generated in all"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pdf", type=Path, default=DEFAULT_PDF)
+    parser.add_argument("--base-url", help="an OpenAI-compatible server (default: start one)")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument(
+        "--cases",
+        default="ask-ko,ask-en,stuff,map_reduce,refine",
+        help="comma-separated subset of: ask-ko, ask-en, stuff, map_reduce, refine",
+    )
+    args = parser.parse_args()
+    if not args.pdf.is_file():
+        print(f"bench/llm.py: {args.pdf}: no such file (pass --pdf)", file=sys.stderr)
+        return 1
+    with contextlib.ExitStack() as stack:
+        sys.path.insert(0, str(REPO / "tests"))
+        from llm_server import running_server, start_llama_server
+
+        base_url, model = args.base_url, args.model
+        if base_url:
+            server = running_server(base_url, model)  # a llama-server: its /metrics is read
+        else:
+            server = stack.enter_context(start_llama_server(ctx_size=32768))
+            base_url, model = server.base_url, server.model
+        data = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-llm-"))
+        ctx = Context(
+            data_dir=data,
+            engine="llm",
+            chat_model=f"openai:{model}",
+            chat_base_url=base_url,
+            request_timeout=300,
+        )
+        DocumentIndex(ctx).index_file(args.pdf)
+        cases = {
+            "ask-ko": ("Qwen3는 몇 개의 언어와 방언을 지원하나요?", {}),
+            "ask-en": ("How many languages and dialects does Qwen3 support?", {}),
+            "stuff": ("Summarize this document.", {"mode": "summarize", "strategy": "stuff"}),
+            "map_reduce": (
+                "Summarize this document.",
+                {"mode": "summarize", "strategy": "map_reduce"},
+            ),
+            "refine": ("Summarize this document.", {"mode": "summarize", "strategy": "refine"}),
+        }
+        rows = []
+        for name in args.cases.split(","):
+            request, inputs = cases[name]
+            rows.append(run_case(ctx, name, request, args.pdf, **inputs))
+            print(f"{name}: {rows[-1]['wall']:.1f} s, route {rows[-1]['route']}", file=sys.stderr)
+        print(f"\n{args.pdf.name} on {model} at {base_url}")
+        try:
+            metrics = server.metrics()
+        except OSError:  # not a llama-server (Ollama, vLLM): no llama.cpp metrics
+            metrics = {}
+        print_table(rows, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
