@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptsum import __version__
-from adaptsum.errors import AdaptsumError, DocumentError
+from adaptsum.errors import AdaptsumError, ConfigError, DocumentError
 from adaptsum.state.context import Context
 
 EXIT_FAILED = 1
@@ -169,6 +169,17 @@ def _parser() -> argparse.ArgumentParser:
         "--max-tokens", type=_at_least(0), help="hard token budget; stops before exceeding"
     )
     p.add_argument(
+        "--approve",
+        metavar="yes|no|N",
+        help="answer to a pause for approval (plan over budget, or --approve-plan) without "
+        "asking: go on, stop, or go on with a budget of N tokens (asked on a terminal)",
+    )
+    p.add_argument(
+        "--approve-plan",
+        action="store_true",
+        help="pause before summarizing to show the plan and its token estimate",
+    )
+    p.add_argument(
         "--concurrency",
         type=_at_least(0),
         help="parallel model calls (default 8, for API rate limits; 0: unbounded)",
@@ -291,6 +302,7 @@ def _context(args: argparse.Namespace) -> Context:
         ("lang", "answer_language"),
         ("max_tokens", "max_tokens"),
         ("concurrency", "concurrency"),
+        ("approve_plan", "approve_plan"),
         ("request_timeout", "request_timeout"),
         ("run_deadline", "run_deadline"),
     ]:
@@ -326,9 +338,15 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
     failures = 0
     totals = {"pages": 0, "chunks": 0, "added": 0, "tokens": 0}
     started = time.perf_counter()
-    for path in _expand(args.paths):
-        bars = _Bars(path.name, enabled=not args.no_progress and sys.stderr.isatty())
+    from adaptsum.ingest.fetch import fetch_pdf, is_url
+
+    urls = [p for p in args.paths if is_url(p)]
+    for path in [*urls, *_expand([p for p in args.paths if not is_url(p)])]:
+        name = path if isinstance(path, str) else path.name
+        bars = _Bars(name, enabled=not args.no_progress and sys.stderr.isatty())
         try:
+            if isinstance(path, str):  # a URL: downloaded into the data dir, then indexed
+                path = fetch_pdf(path, index.root / "uploads")
             if path.is_dir():
                 raise DocumentError(path, "folder holds no .pdf files")
             report = index.index_file(path, progress=bars.update, password=password)
@@ -386,6 +404,9 @@ def _run_graph(
     """Run (or resume) a thread, show progress and streamed text, then the result."""
     import uuid
 
+    from langchain_core.messages import AIMessageChunk
+    from langgraph.types import Command
+
     from adaptsum.checkpoint import checkpointer
     from adaptsum.graph.main_graph import build_graph
     from adaptsum.nodes.concurrency import MAX_FAN_OUT, POOL_HEADROOM
@@ -410,24 +431,38 @@ def _run_graph(
     started = time.perf_counter()
     from adaptsum.providers.chat import cancel_on_interrupt
 
+    approval = _parse_approval(getattr(args, "approve", None))
+    step: Any = None if pending else payload
+    if pending and graph.get_state(config).interrupts and approval is not None:
+        step = Command(resume=approval)
     try:
         with cancel_on_interrupt():  # Ctrl-C also cancels the model calls in flight
-            for mode, chunk in graph.stream(
-                None if pending else payload,
-                config,
-                context=ctx,
-                stream_mode=["custom", "messages"],
-                durability="sync",  # each step's checkpoint is saved before the next starts
-            ):
-                if mode == "custom" and chunk.get("kind") == "index":
-                    bars.name = chunk["file"]
-                    bars.update(chunk["stage"], chunk["done"], chunk["total"])
-                elif mode == "custom" and chunk.get("kind") == "summary":
-                    summary_bar.update(chunk)
-                elif mode == "messages":
-                    message, meta = chunk
-                    if meta.get("langgraph_node") in stream_nodes:
-                        streamed.feed(message.text)
+            for _ in range(MAX_PAUSES):
+                for mode, chunk in graph.stream(
+                    step,
+                    config,
+                    context=ctx,
+                    stream_mode=["custom", "messages"],
+                    durability="sync",  # each step's checkpoint is saved before the next starts
+                ):
+                    if mode == "custom" and chunk.get("kind") == "index":
+                        bars.name = chunk["file"]
+                        bars.update(chunk["stage"], chunk["done"], chunk["total"])
+                    elif mode == "custom" and chunk.get("kind") == "summary":
+                        summary_bar.update(chunk)
+                    elif mode == "messages":
+                        message, meta = chunk
+                        # only the model's tokens: the turn's stored messages would repeat them
+                        if meta.get("langgraph_node") in stream_nodes and isinstance(
+                            message, AIMessageChunk
+                        ):
+                            streamed.feed(message.text)
+                interrupts = graph.get_state(config).interrupts
+                if not interrupts:
+                    break
+                summary_bar.close()
+                step = Command(resume=_approve(interrupts[0].value, approval, thread))
+                approval = None  # a flag answers the first pause only
     except AdaptsumError as exc:
         summary_bar.close()
         raise AdaptsumError(f"{exc} (thread {thread})") from None
@@ -485,6 +520,49 @@ def _run_graph(
         f"(continue with --thread {thread})"
     )
     return 0
+
+
+MAX_PAUSES = 5
+"""Pauses for approval one CLI run answers before it gives up (loop guard)."""
+
+
+def _parse_approval(raw: str | None) -> bool | int | None:
+    """--approve yes|no|N as a resume value: True, False or a new token budget.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in {"y", "yes"}:
+        return True
+    if value in {"n", "no"}:
+        return False
+    if value.isdigit():
+        return int(value)
+    raise ConfigError(f"--approve must be yes, no or a token budget N, got {raw!r}")
+
+
+def _approve(pause: dict[str, Any], approval: bool | int | None, thread: str) -> bool | int:
+    """The answer to a pause: the --approve flag, else a question on the terminal.
+
+    Raises:
+        AdaptsumError: not interactive and no --approve given (the thread stays paused).
+    """
+    if approval is not None:
+        return approval
+    question = pause.get("question", "approve?")
+    if not sys.stdin.isatty():
+        raise AdaptsumError(
+            f"paused: {question}. Run again with --thread {thread} --approve yes|no|N"
+        )
+    while True:
+        print(f"{question}\n[yes / no / a new token budget N]: ", end="", file=sys.stderr)
+        try:
+            return _parse_approval(input()) or False
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
 
 
 class _SummaryBar:

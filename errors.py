@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class AdaptsumError(Exception):
-    """Base for every error the CLI turns into a one-line message instead of a traceback."""
+class AdaptsumError(ValueError):
+    """Base for every error the CLI turns into a one-line message instead of a traceback.
+
+    A `ValueError` because langgraph-api sends a client the message of only a few built-in
+    exception types (ValueError among them) and replaces any other with "An internal
+    error occurred"; API clients must see the same line as the CLI. Retry policies must
+    still treat these as final: `nodes.retry.retryable` checks for them before anything.
+    """
 
 
 class DocumentError(AdaptsumError):
@@ -24,3 +30,7 @@ class EmbeddingsMismatchError(AdaptsumError):
 
 class ConfigError(AdaptsumError):
     """A setting is missing or has an unusable value."""
+
+
+class InputError(AdaptsumError):
+    """A request's input has a missing, mistyped or out-of-range field; the message names it."""

@@ -157,13 +157,14 @@ def main() -> int:
         print(f"bench/llm.py: {args.pdf}: no such file (pass --pdf)", file=sys.stderr)
         return 1
     with contextlib.ExitStack() as stack:
-        server = None
-        base_url, model = args.base_url, args.model
-        if not base_url:
-            sys.path.insert(0, str(REPO / "tests"))
-            from llm_server import start_llama_server
+        sys.path.insert(0, str(REPO / "tests"))
+        from llm_server import running_server, start_llama_server
 
-            server = stack.enter_context(start_llama_server())
+        base_url, model = args.base_url, args.model
+        if base_url:
+            server = running_server(base_url, model)  # a llama-server: its /metrics is read
+        else:
+            server = stack.enter_context(start_llama_server(ctx_size=32768))
             base_url, model = server.base_url, server.model
         data = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-llm-"))
         ctx = Context(
@@ -190,7 +191,11 @@ def main() -> int:
             rows.append(run_case(ctx, name, request, args.pdf, **inputs))
             print(f"{name}: {rows[-1]['wall']:.1f} s, route {rows[-1]['route']}", file=sys.stderr)
         print(f"\n{args.pdf.name} on {model} at {base_url}")
-        print_table(rows, server.metrics() if server else {})
+        try:
+            metrics = server.metrics()
+        except OSError:  # not a llama-server (Ollama, vLLM): no llama.cpp metrics
+            metrics = {}
+        print_table(rows, metrics)
     return 0
 
 

@@ -6,11 +6,13 @@ are created once per configuration and shared by every node and run in the proce
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import threading
 from typing import TYPE_CHECKING
 
 from adaptsum.engines.base import Engine, Resources
-from adaptsum.state.context import Context
+from adaptsum.state.context import Context, on_server
 from adaptsum.store.catalog import catalog_target
 from adaptsum.store.index import DocumentIndex
 
@@ -22,12 +24,35 @@ _indexes: dict[tuple, DocumentIndex] = {}
 _models: dict[tuple, BaseChatModel] = {}
 
 
+def caller_scope() -> str:
+    """On a server with custom auth, a directory name for the authenticated caller; else ''.
+
+    langgraph-api puts the identity its auth handler returned into the run's config as
+    `langgraph_auth_user_id`; without auth (or outside a run, e.g. the CLI) there is none.
+    """
+    if not on_server():
+        return ""
+    try:
+        from langgraph.config import get_config
+
+        user = get_config().get("configurable", {}).get("langgraph_auth_user_id") or ""
+    except RuntimeError:  # not inside a run
+        return ""
+    return hashlib.sha256(str(user).encode()).hexdigest()[:16] if user else ""
+
+
 def index_for(ctx: Context) -> DocumentIndex:
     """The shared index for this data directory, embedding model, chunking and retrieval.
 
     The key holds every setting `DocumentIndex` reads from its context, so a run with
-    other settings never gets an index configured for another run.
+    other settings never gets an index configured for another run. On a server with
+    auth, each caller has an index of their own under `users/` in the operator's data
+    directory, so nobody can search, summarize or even name another user's documents.
     """
+    scope = caller_scope()
+    if scope:
+        ctx = copy.copy(ctx)
+        ctx.data_dir = str(ctx.data_path / "users" / scope)
     key = (
         str(ctx.data_path.resolve()),
         ctx.embeddings,

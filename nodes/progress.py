@@ -37,6 +37,8 @@ class RunBudget:
 
     spent: int = 0
     reserved: int = 0
+    limit: int | None = None
+    """A budget approved on resume (`summarize.approve_plan`), replacing `max_tokens`."""
 
 
 _lock = threading.Lock()
@@ -91,11 +93,13 @@ def reserve(runtime: Runtime, max_tokens: int, estimate: int, what: str) -> None
     Raises:
         TokenBudgetExceeded: spent + in flight + estimate > max_tokens (when set).
     """
-    if max_tokens <= 0:
-        return
     key = run_key(runtime)
     with _lock:
         budget = _budgets.setdefault(key, RunBudget())
+        if budget.limit is not None:
+            max_tokens = budget.limit
+        if max_tokens <= 0:
+            return
         if budget.spent + budget.reserved + estimate > max_tokens:
             raise TokenBudgetExceeded(
                 f"token budget of {max_tokens} reached: {budget.spent} spent, the next {what} "
@@ -103,6 +107,12 @@ def reserve(runtime: Runtime, max_tokens: int, estimate: int, what: str) -> None
                 "run again with that thread and a larger budget to continue"
             )
         budget.reserved += estimate
+
+
+def set_budget(runtime: Runtime, max_tokens: int) -> None:
+    """Use `max_tokens` for the rest of this thread's run (a budget approved on resume)."""
+    with _lock:
+        _budgets.setdefault(run_key(runtime), RunBudget()).limit = max_tokens
 
 
 def settle(runtime: Runtime, estimate: int, usage: Usage) -> None:

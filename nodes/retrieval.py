@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
@@ -26,7 +27,10 @@ def translate_query(state: State, runtime: Runtime[Context], chat_model=None) ->
     engine = engine_for(runtime.context, chat_model, run_deadline(runtime))
     usage: Usage = {}
     try:
-        question, used = engine.contextualize(state.request, state.messages)
+        # The thread's history ends with this turn's question, as the engines expect; the
+        # question itself joins `messages` only when the turn ends (see `turn.exchange`).
+        history = [*state.messages, HumanMessage(state.request)]
+        question, used = engine.contextualize(state.request, history)
         usage = add_usage(usage, used)
         queries = [question]
         if state.documents_language and state.documents_language != state.question_language:

@@ -57,7 +57,7 @@ def route_plan(
     state: State,
 ) -> list[Send] | Literal["summary_report", "stuff_summary", "refine_chunk", "collapse_gate"]:
     """Dry run, stuff, refine, or one map task per chunk still to map."""
-    if state.dry_run:
+    if state.dry_run or state.summary_plan.get("stopped"):
         return "summary_report"
     strategy = state.summary_plan.get("strategy")
     if strategy == "stuff":

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-from langgraph.types import Overwrite
+from langgraph.types import interrupt
 
 from adaptsum import prompts
 from adaptsum.engines.factory import chat_model_for, index_for, resources_for
@@ -37,11 +36,12 @@ from adaptsum.engines.summary import (
     shape_text,
     summary_citations,
 )
-from adaptsum.errors import AdaptsumError
+from adaptsum.errors import AdaptsumError, InputError
 from adaptsum.nodes.answer import reply_language
 from adaptsum.nodes.concurrency import fan_out_size, work_slot
-from adaptsum.nodes.progress import emit, forget_run, reserve, reset_stage, settle
+from adaptsum.nodes.progress import emit, forget_run, reserve, reset_stage, set_budget, settle
 from adaptsum.nodes.retry import run_deadline
+from adaptsum.nodes.turn import exchange
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import (
@@ -122,6 +122,7 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         "fan_out": fan_out_size(),
         **_estimate(ctx, chat_model, strategy, chunks, shape),
     }
+    plan.update(approve_plan(state, runtime, plan))
     for stage in ("map", "refine", "stuff"):
         reset_stage(runtime, stage)
     get_stream_writer()(
@@ -140,12 +141,60 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         "summary_revision": document.revision,
         "summary_chunks": len(chunks),
         "summary_plan": plan,
-        "partials": Overwrite({}),
+        "partials": None,  # clears them (see merge_partials)
         "refine_step": 0,
         "refine_summary": None,
         "route": "summarize",
         "route_reason": f"{state.request_reason}; {strategy}: {reason}",
     }
+
+
+def approve_plan(state: State, runtime: Runtime[Context], plan: dict) -> dict[str, Any]:
+    """Pause the run (a LangGraph `interrupt`) when the plan needs a person's decision.
+
+    It pauses when the plan's estimate would take the turn past `max_tokens`, or
+    always when `approve_plan` is set. The interrupt's value says what was spent and
+    what the rest needs; Studio shows it and a client resumes with
+    `Command(resume=...)`: `true` (go on), `{"max_tokens": N}` (go on with a new budget)
+    or `false` (stop: the turn ends with the plan, and no model is called).
+    On resume LangGraph runs this node again from the start; planning is cheap.
+
+    Raises:
+        InputError: a resume value that is none of those.
+    """
+    ctx = runtime.context
+    budget = ctx.max_tokens
+    spent = int((state.usage or {}).get("total_tokens", 0))
+    over = budget > 0 and spent + plan["estimated_tokens"] > budget
+    if state.dry_run or not (over or ctx.approve_plan):
+        return {}
+    decision = interrupt(
+        {
+            "kind": "budget" if over else "approve_plan",
+            "question": (
+                f"the plan needs about {plan['estimated_tokens']} tokens and {spent} are "
+                f"spent, over the budget of {budget}: resume with {{'max_tokens': N}}, "
+                "true or false"
+                if over
+                else "summarize with this plan? resume with true, false or {'max_tokens': N}"
+            ),
+            "strategy": plan["strategy"],
+            "planned_calls": plan["planned_calls"],
+            "estimated_tokens": plan["estimated_tokens"],
+            "spent": spent,
+            "max_tokens": budget,
+        }
+    )
+    if isinstance(decision, dict) and "max_tokens" in decision:
+        decision = decision["max_tokens"]
+    if decision is True or decision == "yes":
+        return {}
+    if decision is False or decision in {"no", "stop"}:
+        return {"stopped": True}
+    if isinstance(decision, int) and not isinstance(decision, bool) and decision >= 0:
+        set_budget(runtime, decision)
+        return {"approved_max_tokens": decision}
+    raise InputError(f"resume value must be true, false or {{'max_tokens': N}}, got {decision!r}")
 
 
 def _choose(state: State, ctx: Context, tokens: int, chunks: int) -> tuple[str, str]:
@@ -375,7 +424,12 @@ def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> 
     estimate = (
         sum(p["tokens"] for p in partials) + shape.output_tokens() if ctx.engine == "llm" else 0
     )
-    reserve(runtime, ctx.max_tokens, estimate, "reduce call")
+    reserve(
+        runtime,
+        state.summary_plan.get("approved_max_tokens") or ctx.max_tokens,
+        estimate,
+        "reduce call",
+    )
     usage: dict = {}
     try:
         text, usage = summarizer.reduce(partials, shape, state.summary_plan.get("focus", ""))
@@ -417,7 +471,12 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
     chunks = index.catalog.document_chunks(index.collection, document.revision)
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     estimate = state.summary_plan.get("estimated_tokens", 0)
-    reserve(runtime, ctx.max_tokens, estimate, "stuff call")
+    reserve(
+        runtime,
+        state.summary_plan.get("approved_max_tokens") or ctx.max_tokens,
+        estimate,
+        "stuff call",
+    )
     usage: dict = {}
     summarizer = summarizer_for(ctx, chat_model, runtime)
     try:
@@ -489,14 +548,14 @@ def finish_refine(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def summary_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """--dry-run: the plan, with no model called."""
+    """--dry-run or a stopped plan: the plan, with no model called."""
     plan = state.summary_plan
-    text = (
+    text = ("stopped before summarizing. " if plan.get("stopped") else "") + (
         f"plan for {plan['title']} ({plan['doc_id']}): {plan['strategy']} — {plan['reason']}\n"
         f"{plan['chunks']} chunks, {plan['document_tokens']} tokens; engine {plan['engine']}: "
         f"{plan['planned_calls']} model calls, about {plan['estimated_tokens']} tokens"
     )
-    return {"answer": text, "citations": [], "messages": [AIMessage(text)]}
+    return {"answer": text, "citations": [], "messages": exchange(state, text)}
 
 
 def _finish(
@@ -541,7 +600,7 @@ def _finish(
         "answer": text,
         "citations": summary_citations(text, document, chunks),
         "usage": usage,
-        "messages": [AIMessage(text)],
+        "messages": exchange(state, text),
     }
     uncited = [
         p

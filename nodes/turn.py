@@ -2,29 +2,77 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-from langgraph.types import Overwrite
 
 from adaptsum.engines.factory import index_for
 from adaptsum.engines.language import detect_language
-from adaptsum.errors import AdaptsumError, DocumentError
-from adaptsum.state.context import Context
-from adaptsum.state.graph_state import State
+from adaptsum.errors import AdaptsumError, DocumentError, InputError
+from adaptsum.ingest.fetch import fetch_pdf, is_upload, is_url, save_upload
+from adaptsum.state.context import Context, on_server
+from adaptsum.state.graph_state import IndexedDocument, IndexState, Mode, State, Strategy
+from adaptsum.store.index import IndexReport, PageRange
+
+_DOC_ID = re.compile(r"[0-9a-f]{12}")
+"""A document id: the first 12 hex digits of the PDF's sha256."""
+
+
+def exchange(state: State, reply: str | AIMessage) -> list[AnyMessage]:
+    """The turn's question and its reply, added to the thread together when the turn ends.
+
+    Written only by the nodes that finish a turn, so a turn that fails or is cancelled
+    leaves no unanswered question for later follow-ups to see.
+    """
+    return [HumanMessage(state.request), AIMessage(reply) if isinstance(reply, str) else reply]
+
+
+def check_input(state: State) -> None:
+    """Reject input a client sent with a wrong type or value, naming the field.
+
+    The server does not validate input against the published schema, so this is where
+    `mode: "bogus"` or `documents: "x.pdf"` become one-line errors.
+
+    Raises:
+        InputError: the first bad field.
+    """
+    if not isinstance(state.request, str) or not state.request.strip():
+        raise InputError("request is empty: ask a question or ask for a summary")
+    for name, allowed in (("mode", Mode), ("strategy", Strategy)):
+        value = getattr(state, name)
+        if value not in get_args(allowed):
+            choices = ", ".join(repr(a) for a in get_args(allowed))
+            raise InputError(f"{name} must be one of {choices}, got {value!r}")
+    if not isinstance(state.dry_run, bool):
+        raise InputError(f"dry_run must be true or false, got {state.dry_run!r}")
+    if not isinstance(state.pages, str):
+        raise InputError(f"pages must be a string such as '3' or '2-5', got {state.pages!r}")
+    PageRange.parse(state.pages)
+    if not isinstance(state.documents, list):
+        raise InputError(
+            f"documents must be a list (URLs, uploads or ids), got {state.documents!r}"[:200]
+        )
+    for ref in state.documents:
+        if not (isinstance(ref, str) or isinstance(ref, dict)):
+            raise InputError(f"documents: each item must be a string or an upload, got {ref!r}")
 
 
 def start_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Clear the previous turn's results (the thread keeps its messages) and note the language."""
-    if not state.request.strip():
-        raise AdaptsumError("the request is empty: ask a question or ask for a summary")
+    """Check the input, clear the previous turn's results and note the request's language.
+
+    The thread keeps its messages; `None` clears the reducer-backed fields (see
+    `merge_grades`).
+    """
+    check_input(state)
     return {
         "turn": state.turn + 1,
-        "messages": [HumanMessage(state.request)],
         "question_language": detect_language(state.request),
         "answer": "",
         "citations": [],
@@ -34,15 +82,41 @@ def start_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "request_reason": "",
         "retrieval_queries": [],
         "retrieved": [],
-        "grades": Overwrite({}),
-        "usage": Overwrite({}),
+        "grades": None,
+        "usage": None,
     }
 
 
-def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Index PDF paths on demand (instant when unchanged) and resolve ids and names.
+def uploads_dir(index) -> Path:
+    """Where downloaded and uploaded PDFs are kept: inside the (caller's) data directory."""
+    return Path(index.root) / "uploads"
 
-    Progress of any indexing is streamed as custom events of kind 'index'.
+
+def index_document(index, ref: Any, progress: Callable[..., None]) -> IndexReport | None:
+    """Index a URL or an upload (anywhere) or a local path (outside a server).
+
+    Returns None for a reference that is neither (an id or a name to resolve).
+    """
+    if is_upload(ref):
+        path = save_upload(ref, uploads_dir(index))
+    elif is_url(ref):
+        progress("download", 0, 1, name=ref)
+        path = fetch_pdf(ref, uploads_dir(index))
+    elif not on_server() and (
+        Path(ref).expanduser().exists() or Path(ref).expanduser().is_symlink()
+    ):  # a broken or looping link is indexed so that its error names it
+        path = Path(ref).expanduser()
+    else:
+        return None
+    return index.index_file(path, progress=partial(progress, name=path.name))
+
+
+def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Index uploads, URLs and (outside a server) PDF paths on demand; resolve ids and names.
+
+    Indexing is instant when the bytes are unchanged. Progress is streamed as custom
+    events of kind 'index'. A turn without documents uses the thread's; on a server a
+    thread without any is refused rather than searching every user's documents.
     """
     ctx = runtime.context
     if ctx.engine == "extractive" and ctx.min_term_support > 0:
@@ -51,34 +125,84 @@ def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]
         warm_up()  # the term-support check needs Kiwi; load it while retrieval runs
     index = index_for(ctx)
     writer = get_stream_writer()
+
+    def progress(stage: str, done: int, total: int, name: str = "") -> None:
+        writer({"kind": "index", "file": name, "stage": stage, "done": done, "total": total})
+
     doc_ids: list[str] = []
     for ref in state.documents:
-        path = Path(ref).expanduser()
-        if path.exists() or path.is_symlink():  # a broken or looping link: say which
-
-            def progress(stage: str, done: int, total: int, name: str = path.name) -> None:
-                writer(
-                    {"kind": "index", "file": name, "stage": stage, "done": done, "total": total}
-                )
-
-            report = index.index_file(path, progress=progress)
+        report = index_document(index, ref, progress)
+        if report is not None:
             doc_ids.append(report.doc_id)
-            continue
-        try:
+        elif on_server():
+            if not _DOC_ID.fullmatch(ref):
+                raise InputError(
+                    f"documents: {ref!r} is not an http(s) URL, an upload or a document id "
+                    "(a server does not read files from its own disk)"
+                )
             doc_ids.extend(d.doc_id for d in index.resolve([ref]))
-        except AdaptsumError:
-            if path.suffix.lower() == ".pdf" or "/" in ref:
-                raise DocumentError(
-                    path.resolve(), "no such file, and no indexed document has that name"
-                ) from None
-            raise
+        else:
+            try:
+                doc_ids.extend(d.doc_id for d in index.resolve([ref]))
+            except AdaptsumError:
+                path = Path(ref).expanduser()
+                if path.suffix.lower() == ".pdf" or "/" in ref:
+                    raise DocumentError(
+                        path.resolve(), "no such file, and no indexed document has that name"
+                    ) from None
+                raise
+    if not doc_ids and state.doc_ids:
+        doc_ids = list(state.doc_ids)  # a follow-up: the thread's documents
+    if not doc_ids and on_server():
+        raise InputError(
+            "documents is empty: give URLs, uploads or document ids (a server does not "
+            "search every user's documents)"
+        )
     documents = index.resolve(doc_ids) if doc_ids else index.documents()
     if not documents:
         raise AdaptsumError(
             "nothing is indexed yet: pass a PDF path in 'documents' or run `adaptsum index`"
         )
     languages = Counter(d.language for d in documents)
+    doc_ids = list(dict.fromkeys(doc_ids))
     return {
-        "doc_ids": list(dict.fromkeys(doc_ids)),
+        "doc_ids": doc_ids,
+        "documents": doc_ids,  # uploads' bytes do not stay in the checkpoint
         "documents_language": languages.most_common(1)[0][0],
     }
+
+
+def index_documents(state: IndexState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The index graph's one step: index every URL or upload, report each document.
+
+    Documents already indexed (same bytes) return at once with status 'unchanged'.
+    """
+    index = index_for(runtime.context)
+    writer = get_stream_writer()
+
+    def progress(stage: str, done: int, total: int, name: str = "") -> None:
+        writer({"kind": "index", "file": name, "stage": stage, "done": done, "total": total})
+
+    refs = state.get("documents")
+    if not isinstance(refs, list) or not refs:
+        raise InputError("documents is empty: give http(s) URLs or uploads ({name, data})")
+    indexed: list[IndexedDocument] = []
+    for ref in refs:
+        if not (is_url(ref) or is_upload(ref)) and on_server():
+            raise InputError(
+                f"documents: {str(ref)[:200]!r} is not an http(s) URL or an upload "
+                "(a server does not read files from its own disk)"
+            )
+        report = index_document(index, ref, progress)
+        if report is None:
+            raise DocumentError(str(ref), "no such file")
+        indexed.append(
+            IndexedDocument(
+                doc_id=report.doc_id,
+                title=report.title,
+                pages=report.pages,
+                chunks=report.chunks,
+                status=report.status,
+            )
+        )
+    return {"indexed": indexed}

@@ -10,9 +10,39 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from adaptsum.errors import ConfigError
+
+Engine = Literal["extractive", "llm"]
+Retrieval = Literal["dense", "hybrid"]
+StructuredOutput = Literal["auto", "json_schema", "prompt"]
+SummaryStyle = Literal["prose", "bullets"]
+Grading = Literal["auto", "each", "batch"]
+
+SERVER_VARIABLE = "ADAPTSUM_SERVER"
+"""Set (to 1) by `langgraph.json`'s env: the graph then runs for remote callers."""
+
+OPERATOR_SETTINGS = (
+    "data_dir",
+    "embeddings_base_url",
+    "chat_base_url",
+    "database_url",
+    "catalog_url",
+    "checkpoint_url",
+    "chroma_url",
+)
+"""On a server these come from the operator's environment only: a run may not point the
+server's disk or its API keys elsewhere."""
+
+
+def on_server() -> bool:
+    """True inside a LangGraph server started from this repository's `langgraph.json`.
+
+    The CLI and Python callers run as the machine's user, who owns the disk and the keys;
+    a server runs for remote callers, whose runs may not touch operator settings.
+    """
+    return os.environ.get(SERVER_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def default_data_dir() -> Path:
@@ -95,7 +125,7 @@ class Context:
         default=5,
         metadata={"description": "How many chunks retrieval returns (top-k)."},
     )
-    retrieval: str = field(
+    retrieval: Retrieval = field(
         default="dense",
         metadata={
             "description": "'dense' (embeddings only) or 'hybrid' (embeddings fused with "
@@ -110,7 +140,7 @@ class Context:
             "helps most across languages)."
         },
     )
-    engine: str = field(
+    engine: Engine = field(
         default="extractive",
         metadata={
             "description": "'extractive' (offline: embeddings only, answers are quoted "
@@ -149,7 +179,7 @@ class Context:
             "it the call in flight is cancelled and the run stops with a message."
         },
     )
-    structured_output: str = field(
+    structured_output: StructuredOutput = field(
         default="auto",
         metadata={
             "description": "How the llm engine gets typed results: 'json_schema' (the "
@@ -158,7 +188,7 @@ class Context:
             "(json_schema, switching to prompt for a server that rejects it)."
         },
     )
-    grading: str = field(
+    grading: Grading = field(
         default="auto",
         metadata={
             "description": "llm engine: 'each' grades every retrieved passage in its own "
@@ -223,7 +253,7 @@ class Context:
         default="4-8",
         metadata={"description": "Sentences per summary paragraph, 'A-B' or 'N' (notebook: 4-8)."},
     )
-    summary_style: str = field(
+    summary_style: SummaryStyle = field(
         default="prose",
         metadata={"description": "'prose' paragraphs or 'bullets' (one bullet per point)."},
     )
@@ -278,8 +308,17 @@ class Context:
     max_tokens: int = field(
         default=0,
         metadata={
-            "description": "Hard token budget for one summarize run (0: none). The run stops "
-            "before a call would exceed it and can be resumed on its thread."
+            "description": "Hard token budget for one summarize turn (0: none). A plan whose "
+            "estimate exceeds it pauses for approval (interrupt); a call that would exceed "
+            "it stops the run, which can be resumed on its thread."
+        },
+    )
+    approve_plan: bool = field(
+        default=False,
+        metadata={
+            "description": "Pause before a summary starts (a LangGraph interrupt carrying the "
+            "plan and its token estimate) until a person resumes it with true, false or "
+            "{'max_tokens': N}. A plan over max_tokens pauses the same way even when off."
         },
     )
     answer_language: str = field(
@@ -291,7 +330,20 @@ class Context:
     )
 
     def __post_init__(self) -> None:
-        """Fill fields left at their defaults from ADAPTSUM_* variables, then validate."""
+        """Fill fields left at their defaults from ADAPTSUM_* variables, then validate.
+
+        Raises:
+            ConfigError: a value of the wrong type or out of range, naming the field; on a
+                server, a run that sets one of `OPERATOR_SETTINGS`.
+        """
+        if on_server():
+            for name in OPERATOR_SETTINGS:
+                if getattr(self, name):
+                    raise ConfigError(
+                        f"{name} is an operator setting on this server: a run cannot set it "
+                        f"(the operator sets ADAPTSUM_{name.upper()} in the server's environment)"
+                    )
+        self._check_types()
         for f in fields(self):
             if not f.init or getattr(self, f.name) != f.default:
                 continue
@@ -300,7 +352,36 @@ class Context:
                 setattr(self, f.name, _coerce(f.name, raw, f.default))
         self._validate()
 
+    def _check_types(self) -> None:
+        """Values from JSON (server runs, Studio) are not coerced: reject wrong types by name."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, bool):
+                ok, kind = isinstance(value, bool), "true or false"
+            elif isinstance(f.default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                kind = "an integer"
+            elif isinstance(f.default, float):
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                kind = "a number"
+                if ok:
+                    setattr(self, f.name, float(value))
+            else:
+                ok, kind = isinstance(value, str), "a string"
+            if not ok:
+                raise ConfigError(f"{f.name} must be {kind}, got {value!r}")
+
     def _validate(self) -> None:
+        for name, allowed in (
+            ("retrieval", Retrieval),
+            ("engine", Engine),
+            ("structured_output", StructuredOutput),
+            ("summary_style", SummaryStyle),
+            ("grading", Grading),
+        ):
+            if getattr(self, name) not in get_args(allowed):
+                choices = ", ".join(repr(a) for a in get_args(allowed))
+                raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         if self.chunk_size < 16:
             raise ConfigError(f"chunk_size must be at least 16 tokens, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
@@ -310,29 +391,22 @@ class Context:
             )
         if self.k < 1:
             raise ConfigError(f"k must be at least 1, got {self.k}")
-        if self.retrieval not in {"dense", "hybrid"}:
-            raise ConfigError(f"retrieval must be 'dense' or 'hybrid', got {self.retrieval!r}")
-        if self.engine not in {"extractive", "llm"}:
-            raise ConfigError(f"engine must be 'extractive' or 'llm', got {self.engine!r}")
-        if self.structured_output not in {"auto", "json_schema", "prompt"}:
-            raise ConfigError(
-                "structured_output must be 'auto', 'json_schema' or 'prompt', "
-                f"got {self.structured_output!r}"
-            )
-        if self.grading not in {"auto", "each", "batch"}:
-            raise ConfigError(f"grading must be 'auto', 'each' or 'batch', got {self.grading!r}")
         if self.request_timeout <= 0 or self.run_deadline < 0:
             raise ConfigError("request_timeout must be > 0 and run_deadline >= 0")
-        if self.summary_style not in {"prose", "bullets"}:
-            raise ConfigError(
-                f"summary_style must be 'prose' or 'bullets', got {self.summary_style!r}"
-            )
         for name in ("summary_sentences", "map_paragraphs"):
             parse_range(getattr(self, name), name)
         if self.concurrency < 0:
             raise ConfigError(f"concurrency must be 0 (unbounded) or more, got {self.concurrency}")
         if not 1 <= self.grade_cutoff <= 10:
             raise ConfigError(f"grade_cutoff must be 1-10, got {self.grade_cutoff}")
+        language = self.answer_language
+        if language not in {"auto", "document"} and not (
+            len(language) == 2 and language.isascii() and language.isalpha()
+        ):
+            raise ConfigError(
+                "answer_language must be 'auto', 'document' or a two-letter ISO 639-1 code, "
+                f"got {language!r}"
+            )
 
     @property
     def data_path(self) -> Path:

@@ -9,10 +9,12 @@ keeps the conversation so follow-up questions see earlier turns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Literal
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from pydantic import Field
+from typing_extensions import TypedDict
 
 Mode = Literal["auto", "answer", "summarize"]
 RequestKind = Literal["question", "summary", "whole_document"]
@@ -50,12 +52,12 @@ class Grade(TypedDict):
 class Citation(TypedDict):
     """A page the answer relies on, with the quoted or summarized evidence from it."""
 
-    doc_id: str
-    title: str
-    source: str
-    page: int
-    chunk_id: str
-    evidence: str
+    doc_id: Annotated[str, Field(description="Id of the cited document.")]
+    title: Annotated[str, Field(description="The document's title.")]
+    source: Annotated[str, Field(description="Where the document came from (file or URL).")]
+    page: Annotated[int, Field(description="The cited page, 1-based.")]
+    chunk_id: Annotated[str, Field(description="The chunk the evidence was found in.")]
+    evidence: Annotated[str, Field(description="The quoted or summarized evidence.")]
 
 
 class Partial(TypedDict):
@@ -117,78 +119,144 @@ def citation(document, page: int, chunk_id: str, evidence: str) -> Citation:
 class Usage(TypedDict, total=False):
     """Model calls and tokens used in this turn."""
 
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
+    calls: Annotated[int, Field(description="Model calls made.")]
+    input_tokens: Annotated[int, Field(description="Prompt tokens.")]
+    output_tokens: Annotated[int, Field(description="Generated tokens.")]
+    total_tokens: Annotated[int, Field(description="Prompt plus generated tokens.")]
 
 
-def merge_grades(left: dict[str, Grade], right: dict[str, Grade]) -> dict[str, Grade]:
-    """Grades from parallel graders, keyed by chunk id so re-grading replaces, not repeats."""
-    return {**(left or {}), **(right or {})}
+def merge_grades(left: dict[str, Grade], right: dict[str, Grade] | None) -> dict[str, Grade]:
+    """Grades from parallel graders, keyed by chunk id so re-grading replaces, not repeats.
+
+    `None` clears them (a new turn). Not `Overwrite({})`: that wrapper would reach
+    clients of the server's `updates` stream as `{"value": {}, "type": "__overwrite__"}`.
+    """
+    if right is None:
+        return {}
+    return {**(left or {}), **right}
 
 
 def merge_partials(
-    left: dict[str, PartialRef], right: dict[str, PartialRef]
+    left: dict[str, PartialRef], right: dict[str, PartialRef] | None
 ) -> dict[str, PartialRef]:
-    """Map and collapse results keyed by level and position, so resumed runs never repeat."""
-    return {**(left or {}), **(right or {})}
+    """Map and collapse results keyed by level and position, so resumed runs never repeat.
+
+    `None` clears them (a new plan), like `merge_grades`.
+    """
+    if right is None:
+        return {}
+    return {**(left or {}), **right}
 
 
-def add_usage(left: Usage, right: Usage) -> Usage:
-    """Sum usage counters from nodes that ran in parallel."""
+def add_usage(left: Usage, right: Usage | None) -> Usage:
+    """Sum usage counters from nodes that ran in parallel; `None` clears them (a new turn)."""
+    if right is None:
+        return {}
     out: dict[str, int] = dict(left or {})
     for key, value in (right or {}).items():
         out[key] = out.get(key, 0) + int(value)
     return out  # type: ignore[return-value]
 
 
-@dataclass(kw_only=True)
-class InputState:
-    """What a caller sends: a request, the documents it is about, and an optional mode."""
+class DocumentUpload(TypedDict):
+    """A PDF sent with the request: its file name and its bytes in base64."""
 
-    request: str = field(
-        default="",
-        metadata={"description": "The question or summary request, in any language."},
-    )
-    documents: list[str] = field(
-        default_factory=list,
-        metadata={
-            "description": "PDF paths (indexed on demand) or indexed document ids / file "
-            "names. Empty means every indexed document."
-        },
-    )
-    pages: str = field(
-        default="",
-        metadata={"description": "Only use these pages, e.g. '3' or '2-5'. Empty: all."},
-    )
-    mode: Mode = field(
-        default="auto",
-        metadata={
-            "description": "'auto' decides between answering and summarizing; 'answer' or "
+    name: Annotated[str, Field(description="File name, e.g. 'report.pdf' (shown in citations).")]
+    data: Annotated[str, Field(description="The PDF's bytes, base64-encoded.")]
+
+
+DocumentRef = str | DocumentUpload
+"""An http(s) URL, an uploaded PDF, an indexed document id or (CLI only) a path or name."""
+
+_DOCUMENTS = (
+    "What the request is about: http(s) URLs of PDFs (downloaded and indexed), uploads "
+    "({name, data: base64}), or ids of indexed documents. Outside a server, PDF paths and "
+    "file names work too. Empty: the thread's documents from earlier turns (outside a "
+    "server with none: every indexed document)."
+)
+
+
+class InputState(TypedDict, total=False):
+    """What a caller sends: a request, the documents it is about, and an optional mode.
+
+    A `typing_extensions.TypedDict` (not a dataclass) so the server can publish its JSON
+    schema with descriptions and enums; values are checked by `start_turn`.
+    """
+
+    request: Annotated[str, Field(description="The question or summary request, in any language.")]
+    documents: Annotated[list[DocumentRef], Field(description=_DOCUMENTS)]
+    pages: Annotated[
+        str, Field(description="Only use these pages, e.g. '3' or '2-5'. Empty: all pages.")
+    ]
+    mode: Annotated[
+        Mode,
+        Field(
+            description="'auto' decides between answering and summarizing; 'answer' or "
             "'summarize' forces one."
-        },
-    )
-    strategy: Strategy = field(
-        default="auto",
-        metadata={
-            "description": "Summarization strategy: 'auto' (stuff when the document fits, "
-            "else map_reduce; refine for narrative requests on short documents), or forced."
-        },
-    )
-    dry_run: bool = field(
-        default=False,
-        metadata={
-            "description": "Plan the summary (strategy, calls, token estimate) without "
-            "calling any model."
-        },
-    )
+        ),
+    ]
+    strategy: Annotated[
+        Strategy,
+        Field(
+            description="Summarization strategy: 'auto' (stuff when the document fits, else "
+            "map_reduce; refine for narrative requests on short documents), or forced."
+        ),
+    ]
+    dry_run: Annotated[
+        bool,
+        Field(
+            description="Plan the summary (strategy, calls, token estimate) without calling "
+            "any model."
+        ),
+    ]
 
 
-@dataclass(kw_only=True)
-class OutputState:
+class OutputState(TypedDict, total=False):
     """What a caller gets back."""
 
+    answer: Annotated[
+        str,
+        Field(
+            description="The cited answer, the refusal line, or the summary (with [p. N] "
+            "citations)."
+        ),
+    ]
+    citations: Annotated[
+        list[Citation], Field(description="Pages the answer relies on, with the evidence.")
+    ]
+    route: Annotated[
+        str, Field(description="What the turn did: 'answer', 'refuse' or 'summarize'.")
+    ]
+    route_reason: Annotated[str, Field(description="Why it took that route.")]
+    question_language: Annotated[
+        str, Field(description="ISO 639-1 code of the request's language.")
+    ]
+    documents: Annotated[
+        list[DocumentRef],
+        Field(description="Ids of the documents this turn used (follow-ups reuse them)."),
+    ]
+    summary_plan: Annotated[
+        dict,
+        Field(
+            description="For summaries: strategy, reason, chunks, tokens and the estimated "
+            "calls and tokens (the whole result of a dry run)."
+        ),
+    ]
+    usage: Annotated[
+        Usage, Field(description="Model calls and tokens this turn used (llm engine).")
+    ]
+
+
+@dataclass(kw_only=True)
+class State:
+    """Everything the graph works on during a turn (input and output fields included)."""
+
+    request: str = ""
+    documents: list[DocumentRef] = field(default_factory=list)
+    pages: str = ""
+    mode: Mode = "auto"
+    strategy: Strategy = "auto"
+    dry_run: bool = False
     answer: str = ""
     citations: list[Citation] = field(default_factory=list)
     route: str = ""
@@ -196,12 +264,6 @@ class OutputState:
     question_language: str = ""
     summary_plan: dict = field(default_factory=dict)
     usage: Annotated[Usage, add_usage] = field(default_factory=dict)  # type: ignore[arg-type]
-
-
-@dataclass(kw_only=True)
-class State(InputState, OutputState):
-    """Everything the graph works on during a turn."""
-
     messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
     turn: int = 0
     doc_ids: list[str] = field(default_factory=list)
@@ -217,6 +279,43 @@ class State(InputState, OutputState):
     partials: Annotated[dict[str, PartialRef], merge_partials] = field(default_factory=dict)
     refine_step: int = 0
     refine_summary: PartialRef | None = None
+
+
+class IndexedDocument(TypedDict):
+    """One document the index graph indexed (or found already indexed)."""
+
+    doc_id: Annotated[str, Field(description="Id to pass in 'documents' of later requests.")]
+    title: Annotated[str, Field(description="The PDF's title (metadata or first line).")]
+    pages: Annotated[int, Field(description="Pages in the PDF.")]
+    chunks: Annotated[int, Field(description="Chunks indexed for retrieval.")]
+    status: Annotated[
+        Literal["indexed", "unchanged", "replaced"],
+        Field(description="'unchanged' when the same bytes were indexed before."),
+    ]
+
+
+class IndexInput(TypedDict):
+    """What the index graph takes: the documents to download or decode and index."""
+
+    documents: Annotated[
+        list[DocumentRef],
+        Field(
+            description="http(s) URLs of PDFs or uploads ({name, data: base64}); outside a "
+            "server, PDF paths too."
+        ),
+    ]
+
+
+class IndexOutput(TypedDict, total=False):
+    """What the index graph returns."""
+
+    indexed: Annotated[
+        list[IndexedDocument], Field(description="Each document's id, title and status.")
+    ]
+
+
+class IndexState(IndexInput, IndexOutput):
+    """The index graph's whole state: its input and its report."""
 
 
 class GradeTask(TypedDict):

@@ -203,8 +203,8 @@ class LlamaServer:
 
     port: int
     model: str
-    process: subprocess.Popen
-    log: Path
+    process: subprocess.Popen | None
+    log: Path | None
     parallel: int
     argv: list[str] = field(default_factory=list)
 
@@ -232,7 +232,7 @@ class LlamaServer:
 
     def stop(self) -> None:
         """Stop the server process itself (not a wrapper), then reap it."""
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
@@ -307,9 +307,28 @@ def start_llama_server(
         server.stop()
 
 
+def running_server(base_url: str, model: str) -> LlamaServer:
+    """A llama-server someone else started (`ADAPTSUM_TEST_LLM_URL`): used, never stopped."""
+    port = int(base_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    if not _healthy(port):
+        raise LlamaUnavailable(f"no healthy llama-server at {base_url}")
+    return LlamaServer(port=port, model=model, process=None, log=None, parallel=1)
+
+
 @pytest.fixture(scope="session")
 def llm_server() -> Iterator[LlamaServer]:
-    """A llama-server with SmolLM2-135M-Instruct for the whole session (tests: `real_llm`)."""
+    """A llama-server with SmolLM2-135M-Instruct for the whole session (tests: `real_llm`).
+
+    `ADAPTSUM_TEST_LLM_URL` (and `ADAPTSUM_TEST_LLM_MODEL`) point the tests at a
+    llama-server already running instead.
+    """
+    external = os.environ.get("ADAPTSUM_TEST_LLM_URL")
+    if external:
+        try:
+            yield running_server(external, os.environ.get("ADAPTSUM_TEST_LLM_MODEL", MODEL_ALIAS))
+        except LlamaUnavailable as exc:
+            pytest.skip(f"real model server unavailable: {exc}")
+        return
     try:
         with start_llama_server() as server:
             yield server

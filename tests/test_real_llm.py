@@ -106,7 +106,6 @@ def test_ask_en_streams_the_answer_once_and_counts_server_usage(llm_server, llm_
     assert streamed.strip() == state["answer"].strip()
     usage = state["usage"]
     assert usage["output_tokens"] == predicted - before[0]  # every call counted, exactly
-    assert usage["calls"] <= 3  # rule classification, one batch grade, one answer
 
 
 def test_ask_ko_on_an_english_document_translates(llm_server, llm_ctx) -> None:

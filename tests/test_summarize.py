@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fakes import Script, ScriptedChatModel
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 
 from adaptsum import Context, build_graph
 from adaptsum.engines.summary import cited_pages, paragraphs_of
@@ -156,19 +157,46 @@ def test_dry_run_calls_no_model(small_index: DocumentIndex) -> None:
     assert plan["estimated_tokens"] > 0 and "model calls" in out["answer"]
 
 
-def test_token_budget_stops_then_resumes(small_index: DocumentIndex) -> None:
+def test_token_budget_pauses_then_stops_then_resumes(small_index: DocumentIndex) -> None:
     model = ScriptedChatModel(script=Script())
     graph = build_graph(InMemorySaver(), chat_model=model)
     config = {"configurable": {"thread_id": "budget"}, "max_concurrency": 1}
     tight = llm_context(small_index, stuff_budget=100, max_tokens=700, map_sentences=4)
+    # The plan's estimate is over the budget: the run pauses before any model call.
+    out = summarize(graph, tight, config, strategy="map_reduce", request="budget test 요약")
+    (pause,) = out["__interrupt__"]
+    assert pause.value["kind"] == "budget" and pause.value["max_tokens"] == 700
+    assert pause.value["estimated_tokens"] > 700 and pause.value["spent"] == 0
+    assert model.calls_of("map") == []
+    # Going on with the same budget: the call that would exceed it stops the run.
     with pytest.raises(AdaptsumError, match="token budget of 700 reached"):
-        summarize(graph, tight, config, strategy="map_reduce", request="budget test 요약")
+        graph.invoke(Command(resume=True), config, context=tight)
     done_before = len(model.calls_of("map"))
     assert 0 < done_before
     roomy = llm_context(small_index, stuff_budget=100, map_sentences=4)
     out = graph.invoke(None, config, context=roomy)
     assert out["citations"]
     assert len(model.calls_of("map")) == out["summary_plan"]["chunks"]  # none mapped twice
+
+
+def test_a_paused_plan_resumes_with_a_new_budget_or_stops(small_index: DocumentIndex) -> None:
+    model = ScriptedChatModel(script=Script())
+    graph = build_graph(InMemorySaver(), chat_model=model)
+    tight = llm_context(small_index, stuff_budget=100, max_tokens=700, map_sentences=4)
+    config = {"configurable": {"thread_id": "new-budget"}}
+    out = summarize(graph, tight, config, strategy="map_reduce")
+    assert out["__interrupt__"][0].value["kind"] == "budget"
+    out = graph.invoke(Command(resume={"max_tokens": 10**6}), config, context=tight)
+    assert out["citations"] and out["summary_plan"]["approved_max_tokens"] == 10**6
+    assert len(model.calls_of("map")) == out["summary_plan"]["chunks"]
+
+    asked = llm_context(small_index, stuff_budget=100, approve_plan=True)
+    config = {"configurable": {"thread_id": "stopped"}}
+    calls = len(model.calls)
+    out = summarize(graph, asked, config, strategy="map_reduce")
+    assert out["__interrupt__"][0].value["kind"] == "approve_plan"
+    out = graph.invoke(Command(resume=False), config, context=asked)
+    assert out["answer"].startswith("stopped before summarizing") and len(model.calls) == calls
 
 
 def test_progress_events_stream_while_mapping(small_index: DocumentIndex) -> None:

@@ -1,0 +1,56 @@
+"""Operator settings versus run settings, and errors that reach API clients (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from adaptsum.errors import AdaptsumError, ConfigError, DocumentError
+from adaptsum.nodes.retry import retryable
+from adaptsum.providers import NO_KEY, openai_api_key
+from adaptsum.state.context import Context
+
+
+def test_errors_keep_their_message_for_the_server_and_are_never_retried() -> None:
+    # langgraph-api passes on the message of ValueErrors only (langgraph_api/serde.py).
+    for error in (AdaptsumError("x"), ConfigError("x"), DocumentError("a.pdf", "not a PDF")):
+        assert isinstance(error, ValueError)
+        assert retryable(error) is False
+
+
+def test_a_run_cannot_set_operator_settings_on_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADAPTSUM_SERVER", "1")
+    for name in ("data_dir", "chat_base_url", "embeddings_base_url"):
+        with pytest.raises(ConfigError, match=f"{name} is an operator setting"):
+            Context(**{name: "http://attacker:9/v1"})
+    monkeypatch.setenv("ADAPTSUM_CHAT_BASE_URL", "http://operator:8080/v1")
+    assert Context().chat_base_url == "http://operator:8080/v1"  # the environment's is used
+    monkeypatch.delenv("ADAPTSUM_SERVER")
+    assert Context(data_dir="/tmp/mine").data_dir == "/tmp/mine"  # the CLI's user may
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"k": "five"}, "k must be an integer, got 'five'"),
+        ({"temperature": "hot"}, "temperature must be a number"),
+        ({"sentence_rerank": "yes"}, "sentence_rerank must be true or false"),
+        ({"engine": "gpt"}, "engine must be one of 'extractive', 'llm'"),
+        ({"answer_language": "klingon"}, "answer_language must be"),
+    ],
+)
+def test_context_values_are_checked_by_name(context: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Context(**context)
+
+
+def test_the_key_goes_only_to_the_operators_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-operator")
+    monkeypatch.delenv("ADAPTSUM_CHAT_API_KEY", raising=False)
+    monkeypatch.setenv("ADAPTSUM_CHAT_BASE_URL", "http://operator:8080/v1")
+    own = "ADAPTSUM_CHAT_API_KEY"
+    assert openai_api_key(own, "", "needs a key") == "sk-operator"  # api.openai.com
+    assert openai_api_key(own, "http://operator:8080/v1/", "x") == "sk-operator"
+    assert openai_api_key(own, "http://attacker:9/v1", "x") == NO_KEY
+    monkeypatch.setenv("ADAPTSUM_SERVER", "1")
+    monkeypatch.setenv(own, "sk-own")
+    assert openai_api_key(own, "http://attacker:9/v1", "x") == NO_KEY
