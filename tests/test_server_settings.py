@@ -7,7 +7,7 @@ import pytest
 from adaptsum.errors import AdaptsumError, ConfigError, DocumentError
 from adaptsum.nodes.retry import retryable
 from adaptsum.providers import NO_KEY, openai_api_key
-from adaptsum.state.context import Context
+from adaptsum.state.context import OPERATOR_SETTINGS, Context
 
 
 def test_errors_keep_their_message_for_the_server_and_are_never_retried() -> None:
@@ -19,7 +19,8 @@ def test_errors_keep_their_message_for_the_server_and_are_never_retried() -> Non
 
 def test_a_run_cannot_set_operator_settings_on_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADAPTSUM_SERVER", "1")
-    for name in ("data_dir", "chat_base_url", "embeddings_base_url"):
+    assert {"database_url", "catalog_url", "checkpoint_url", "chroma_url"} <= set(OPERATOR_SETTINGS)
+    for name in OPERATOR_SETTINGS:  # storage URLs too: else a run picks the server's database
         with pytest.raises(ConfigError, match=f"{name} is an operator setting"):
             Context(**{name: "http://attacker:9/v1"})
     monkeypatch.setenv("ADAPTSUM_CHAT_BASE_URL", "http://operator:8080/v1")
