@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 SPLITTER_VERSION = "3"
 
 Progress = Callable[[str, int, int], None]
-"""Called as progress(stage, done, total) with stage 'pages', 'chunks' or 'embeddings'."""
+"""Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks' or 'embeddings'."""
 
 EMBED_BATCH = 8
 
@@ -53,6 +53,10 @@ class IndexReport:
     tokens: int
     vectors: int
     seconds: float
+    ocr_pages: int = 0
+    """Pages read by OCR (scans without a text layer)."""
+    ocr_seconds: float = 0.0
+    """Time those pages took (near zero when their text came from the OCR cache)."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ class DocumentIndex:
         from adaptsum.ingest.chunking import chunk_pages, join_pages
         from adaptsum.ingest.pdf import load_pdf
 
-        loaded = load_pdf(path, data=data)
+        loaded = load_pdf(path, data=data, progress=progress)
         del data
         _notify(progress, "pages", len(loaded.pages), loaded.total_pages)
         chunks = chunk_pages(loaded.pages, self.ctx.chunk_size, self.ctx.chunk_overlap)
@@ -258,6 +262,8 @@ class DocumentIndex:
             tokens=record.tokens,
             vectors=len(windows),
             seconds=time.perf_counter() - started,
+            ocr_pages=len(loaded.ocr_pages),
+            ocr_seconds=loaded.ocr_seconds,
         )
 
     def _windows(self, chunks: list[Chunk]) -> list[_Window]:
