@@ -54,14 +54,14 @@ def tessdata(path: Path) -> str:
 
     if shutil.which("tesseract") is None and not os.environ.get("TESSDATA_PREFIX"):
         raise DocumentError(
-            path, f"has pages without a text layer, and OCR needs Tesseract: {INSTALL_HINT}"
+            path, f"no text layer on some pages, and OCR needs Tesseract: {INSTALL_HINT}"
         )
     try:
         folder = pymupdf.get_tessdata()
     except Exception:
         raise DocumentError(
             path,
-            f"has pages without a text layer, and Tesseract's language data was not found "
+            f"no text layer on some pages, and Tesseract's language data was not found "
             f"(set TESSDATA_PREFIX, or {INSTALL_HINT})",
         ) from None
     missing = [
