@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from adaptsum.ingest.terms import key_terms
+
+__all__ = ["Sentence", "key_terms", "split_sentences", "strip_particle", "term_coverage"]
+
 # A sentence ends at ., ?, ! or 。 (not inside numbers like 2.5) or at a line break.
 _BOUNDARY = re.compile(r"(?<![ (][A-Z]\.)(?<=[.!?。！？])(?!\d)\s+|\n+")  # not after "E."
 _MIN_CHARS = 12
@@ -46,27 +50,11 @@ _PARTICLES = re.compile(
     r"(이란|란|에서는|에서|으로는|으로|로는|에게|까지|부터|보다|처럼|이나|이며|"
     r"은|는|이|가|을|를|의|에|로|와|과|도|만)$"
 )
-_STOPWORDS = frozenset(
-    "무엇 무엇인가 무엇인가요 뭐 뭔가 언제 누가 누구 어떻게 어떤 왜 어디 어디서 얼마 얼마나 "
-    "몇 인가 인가요 있나요 있나 되나요 되었나 입니까 나요 했나요 하나요 이다 있는 "
-    "what when who whom whose how why where which is are was were do does did the a an of "
-    "to in on for and or by with about from as at be it its this that these those".split()
-)
 
 
 def strip_particle(word: str) -> str:
     """A Korean word without its trailing particle ('모델은' -> '모델'); others unchanged."""
     return _PARTICLES.sub("", word) if re.search(r"[가-힣]", word) else word
-
-
-def key_terms(text: str) -> set[str]:
-    """Content words of a question: lower-cased, Korean particles stripped, stopwords out."""
-    terms = set()
-    for word in re.findall(r"\w+", text.lower()):
-        word = strip_particle(word)
-        if len(word) >= 2 and word not in _STOPWORDS:
-            terms.add(word)
-    return terms
 
 
 def term_coverage(terms: set[str], text: str) -> float:

@@ -198,8 +198,8 @@ class DocumentIndex:
             )
 
         # PDF and splitter libraries load only when there is something to index.
-        from adaptsum.engines.language import detect_language
         from adaptsum.ingest.chunking import chunk_pages, join_pages
+        from adaptsum.ingest.language import detect_language
         from adaptsum.ingest.pdf import load_pdf
 
         loaded = load_pdf(path, data=data, progress=progress)
@@ -383,7 +383,7 @@ class DocumentIndex:
         if self.ctx.retrieval == "hybrid":
             # Words only match words of the same language: BM25 joins in for documents
             # written in the query's language, dense retrieval alone serves the others.
-            from adaptsum.engines.language import detect_language
+            from adaptsum.ingest.language import detect_language
 
             language = detect_language(query)
             same = {r for r, d in by_revision.items() if d.language == language}
