@@ -63,3 +63,38 @@ def term_coverage(terms: set[str], text: str) -> float:
         return 0.0
     lowered = text.lower()
     return sum(term in lowered for term in terms) / len(terms)
+
+
+_LETTERS = re.compile(r"[^\W\d_]")
+_CODE = re.compile(r"[{};<>|$=\\`]|^\s*[-#/]|\w\(|\)\s*$|--\w|\w_\w")
+_DIGITS = re.compile(r"\d+")
+
+
+def summary_worthy(sentences: list[Sentence]) -> list[Sentence]:
+    """The sentences a reader wants in a summary: prose, said once.
+
+    Left out: code and shell fragments (symbols such as ``{ } ; | $ =`` or calls),
+    short pieces, lines that are mostly numbers (table rows), and boilerplate that
+    repeats across the document with only its numbers changed ("Page 3 report.").
+    When nothing is left, the sentences are returned as they were.
+    """
+
+    def key(text: str) -> str:
+        return _DIGITS.sub("#", " ".join(text.lower().split()))
+
+    counts: dict[str, int] = {}
+    for s in sentences:
+        counts[key(s.text)] = counts.get(key(s.text), 0) + 1
+    out = []
+    for s in sentences:
+        text = s.text
+        visible = len(text.replace(" ", "")) or 1
+        prose = len(_LETTERS.findall(text)) / visible >= 0.75
+        long_enough = len(text) >= 40 and (len(text.split()) >= 6 or _HANGUL.search(text))
+        code = len(_CODE.findall(text)) >= 2
+        if prose and long_enough and not code and counts[key(text)] < 3:
+            out.append(s)
+    return out or sentences
+
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
