@@ -87,5 +87,7 @@ def test_scanned_bulletin_is_indexed_and_found_at_its_page(tesseract: None, tmp_
     report = index.index_file(pdf)
     assert report.ocr_pages == 2 and report.skipped_pages == 0
     hits = index.search("To what pressure should the main gear tires be inflated?", k=3)
-    assert hits[0].chunk.page_start <= 2 <= hits[0].chunk.page_end
-    assert "19 psi" in " ".join(h.chunk.text for h in hits)
+    # The answer stands on page 2 of the scan, and the chunk holding it says so.
+    assert any(
+        h.chunk.page_start <= 2 <= h.chunk.page_end and "19 psi" in h.chunk.text for h in hits
+    )
