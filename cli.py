@@ -367,6 +367,12 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
             f"{report.status:9} {report.doc_id}  {Path(report.path).name}: {report.pages} pages, "
             f"{report.chunks} chunks, {report.tokens} tokens, {report.vectors} vectors, "
             f"{report.seconds:.2f} s{skipped}"
+            + (
+                f", {report.ocr_pages} pages read by OCR "
+                f"({report.ocr_seconds / report.ocr_pages:.1f} s/page)"
+                if report.ocr_pages
+                else ""
+            )
         )
     seconds = time.perf_counter() - started
     print(

@@ -164,12 +164,17 @@ def _settings(ctx: Context) -> dict[str, Any]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The metrics for each group of questions: by language, cross-lingual, overall."""
+    """The metrics for each group of questions: by language, cross-lingual, overall.
+
+    'ko-on-other' is Korean questions on documents in another language, the hardest
+    case for an engine without a translator.
+    """
     groups = {
         "ko": [r for r in rows if r["lang"] == "ko"],
         "en": [r for r in rows if r["lang"] == "en"],
         "same-language": [r for r in rows if not r["cross_lingual"]],
         "cross-lingual": [r for r in rows if r["cross_lingual"]],
+        "ko-on-other": [r for r in rows if r["cross_lingual"] and r["lang"] == "ko"],
         "overall": rows,
     }
     return {name: _metrics(group) for name, group in groups.items() if group}

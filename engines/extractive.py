@@ -157,7 +157,7 @@ class ExtractiveEngine:
         passage that answers it; an unanswerable one on the same topic lacks them
         ("Qwen3의 주가": the passage has "Qwen3" but no "주가").
         """
-        from adaptsum.store.lexical import key_terms, tokenize
+        from adaptsum.ingest.terms import tokenize
 
         terms = key_terms(question)
         if not terms:

@@ -1,19 +1,13 @@
-"""Language detection and the fixed phrases answers use, in the asker's language.
+"""The fixed phrases answers use, in the asker's language, and language names.
 
-py3langid (a bundled model, numpy only) names the language; Hangul, kana and Han
-script shares decide first, because short Korean questions often contain English
-terms that pull a statistical classifier off.
+Detection itself is `adaptsum.ingest.language` (re-exported here), below the store.
 """
 
 from __future__ import annotations
 
-import functools
-import re
+from adaptsum.ingest.language import detect_language
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-_LETTER = re.compile(r"[^\W\d_]")
+__all__ = ["detect_language", "language_name", "phrase"]
 
 REFUSAL = {
     "ko": "정보가 부족하여 답변할 수 없습니다.",
@@ -61,29 +55,6 @@ LANGUAGE_NAMES = {
     "pl": "Polish",
     "tr": "Turkish",
 }
-
-
-@functools.cache
-def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    ident = LanguageIdentifier.from_model_file(MODEL_FILE)
-    ident.set_languages(sorted(LANGUAGE_NAMES))
-    return ident
-
-
-def detect_language(text: str) -> str:
-    """ISO 639-1 code of `text`'s language ('en' when there is nothing to go on)."""
-    letters = len(_LETTER.findall(text)) or 1
-    if len(_HANGUL.findall(text)) / letters >= 0.2:
-        return "ko"
-    if len(_KANA.findall(text)) / letters >= 0.1:
-        return "ja"
-    if len(_HAN.findall(text)) / letters >= 0.3:
-        return "zh"
-    if letters < 8:
-        return "en"  # too little text for a statistical guess
-    return str(_identifier().classify(text)[0])
 
 
 def language_name(code: str) -> str:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from adaptsum.ingest.terms import key_terms
+
+__all__ = ["Sentence", "key_terms", "split_sentences", "strip_particle", "term_coverage"]
+
 # A sentence ends at ., ?, ! or 。 (not inside numbers like 2.5) or at a line break.
 _BOUNDARY = re.compile(r"(?<![ (][A-Z]\.)(?<=[.!?。！？])(?!\d)\s+|\n+")  # not after "E."
 _MIN_CHARS = 12
@@ -46,27 +50,11 @@ _PARTICLES = re.compile(
     r"(이란|란|에서는|에서|으로는|으로|로는|에게|까지|부터|보다|처럼|이나|이며|"
     r"은|는|이|가|을|를|의|에|로|와|과|도|만)$"
 )
-_STOPWORDS = frozenset(
-    "무엇 무엇인가 무엇인가요 뭐 뭔가 언제 누가 누구 어떻게 어떤 왜 어디 어디서 얼마 얼마나 "
-    "몇 인가 인가요 있나요 있나 되나요 되었나 입니까 나요 했나요 하나요 이다 있는 "
-    "what when who whom whose how why where which is are was were do does did the a an of "
-    "to in on for and or by with about from as at be it its this that these those".split()
-)
 
 
 def strip_particle(word: str) -> str:
     """A Korean word without its trailing particle ('모델은' -> '모델'); others unchanged."""
     return _PARTICLES.sub("", word) if re.search(r"[가-힣]", word) else word
-
-
-def key_terms(text: str) -> set[str]:
-    """Content words of a question: lower-cased, Korean particles stripped, stopwords out."""
-    terms = set()
-    for word in re.findall(r"\w+", text.lower()):
-        word = strip_particle(word)
-        if len(word) >= 2 and word not in _STOPWORDS:
-            terms.add(word)
-    return terms
 
 
 def term_coverage(terms: set[str], text: str) -> float:
@@ -75,3 +63,38 @@ def term_coverage(terms: set[str], text: str) -> float:
         return 0.0
     lowered = text.lower()
     return sum(term in lowered for term in terms) / len(terms)
+
+
+_LETTERS = re.compile(r"[^\W\d_]")
+_CODE = re.compile(r"[{};<>|$=\\`]|^\s*[-#/]|\w\(|\)\s*$|--\w|\w_\w")
+_DIGITS = re.compile(r"\d+")
+
+
+def summary_worthy(sentences: list[Sentence]) -> list[Sentence]:
+    """The sentences a reader wants in a summary: prose, said once.
+
+    Left out: code and shell fragments (symbols such as ``{ } ; | $ =`` or calls),
+    short pieces, lines that are mostly numbers (table rows), and boilerplate that
+    repeats across the document with only its numbers changed ("Page 3 report.").
+    When nothing is left, the sentences are returned as they were.
+    """
+
+    def key(text: str) -> str:
+        return _DIGITS.sub("#", " ".join(text.lower().split()))
+
+    counts: dict[str, int] = {}
+    for s in sentences:
+        counts[key(s.text)] = counts.get(key(s.text), 0) + 1
+    out = []
+    for s in sentences:
+        text = s.text
+        visible = len(text.replace(" ", "")) or 1
+        prose = len(_LETTERS.findall(text)) / visible >= 0.75
+        long_enough = len(text) >= 40 and (len(text.split()) >= 6 or _HANGUL.search(text))
+        code = len(_CODE.findall(text)) >= 2
+        if prose and long_enough and not code and counts[key(text)] < 3:
+            out.append(s)
+    return out or sentences
+
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")

@@ -20,7 +20,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from adaptsum import prompts
 from adaptsum.engines.base import Resources
 from adaptsum.engines.language import language_name
-from adaptsum.engines.sentences import split_sentences
+from adaptsum.engines.sentences import split_sentences, summary_worthy
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context, parse_range
 from adaptsum.state.graph_state import Citation, Partial, Usage, citation
@@ -380,7 +380,7 @@ def _sentences_by_chunk(index, document: DocumentRecord) -> dict[int, list]:
             text = text[: chunk.char_start].ljust(chunk.char_start) + chunk.text
         starts = [c.char_start for c in chunks]
         grouped: dict[int, list] = {}
-        for sentence in split_sentences(text):
+        for sentence in summary_worthy(split_sentences(text)):
             position = max(bisect.bisect_right(starts, sentence.start) - 1, 0)
             grouped.setdefault(chunks[position].index, []).append(sentence)
         if len(_sentence_cache) > 64:
@@ -473,7 +473,18 @@ def _sentence_partial(key: str, units: list[dict]) -> Partial:
 
 
 def shape_text(units: list[dict], shape: Shape, focus: np.ndarray | None) -> str:
-    """Pick sentences by MMR and lay them out as the shape asks, each with its page."""
+    """Pick sentences by MMR and lay them out as the shape asks, each with its page.
+
+    Raises:
+        AdaptsumError: there is no sentence to pick, so the summary would be empty.
+    """
+    if not units:
+        from adaptsum.errors import AdaptsumError
+
+        raise AdaptsumError(
+            "nothing to summarize: no whole sentence was found in the document's text "
+            "(only headings, tables, code or pages without text)"
+        )
     low, high = shape.sentences
     paragraphs = max(1, min(shape.paragraphs, len(units) // max(low, 1) or 1))
     per = max(low, min(high, len(units) // paragraphs)) if len(units) >= low else len(units)

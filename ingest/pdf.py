@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pymupdf
@@ -21,6 +23,9 @@ from langchain_core.documents import Document
 
 from adaptsum.errors import DocumentError
 from adaptsum.ingest.files import read_pdf_bytes
+from adaptsum.ingest.ocr import ocr_page
+
+Progress = Callable[[str, int, int], None]
 
 _CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7a3]")
 _WORD_FINAL_HANGUL = frozenset("을를은는의와과고며면서한된인로도에게께요다")
@@ -41,6 +46,10 @@ class LoadedPdf:
     total_pages: int
     pages: list[Document]
     """Pages with text; metadata: source, sha256, page (1-based), total_pages, title."""
+    ocr_pages: list[int] = field(default_factory=list)
+    """Pages whose text came from OCR (1-based)."""
+    ocr_seconds: float = 0.0
+    """Time spent on OCR, cached pages included."""
 
     @property
     def skipped_pages(self) -> int:
@@ -48,8 +57,16 @@ class LoadedPdf:
         return self.total_pages - len(self.pages)
 
 
-def load_pdf(path: str | Path, data: bytes | None = None, password: str | None = None) -> LoadedPdf:
+def load_pdf(
+    path: str | Path,
+    data: bytes | None = None,
+    password: str | None = None,
+    progress: Progress | None = None,
+) -> LoadedPdf:
     """Read every page's text from `data` (the file's bytes, read here when not given).
+
+    Pages without a text layer that hold images (scans) are read by OCR; see `ingest.ocr`.
+    `progress("ocr pages", done, total)` is called as they are read.
 
     Raises:
         DocumentError: missing, empty, not a PDF, corrupt or truncated, encrypted,
@@ -72,13 +89,24 @@ def load_pdf(path: str | Path, data: bytes | None = None, password: str | None =
                 else "encrypted PDF: a password is needed to read it (give it with --password)",
             )
         texts, lost = _page_texts(doc)
-        if lost or (doc.is_repaired and not any(texts)):
+        if lost:
+            raise DocumentError(path, _damage_message(lost))
+        scanned = [
+            n for n, text in enumerate(texts, start=1) if not text and _has_images(doc[n - 1])
+        ]
+        started = time.perf_counter()
+        for done, number in enumerate(scanned, start=1):
+            texts[number - 1] = ocr_page(path, doc[number - 1], f"{sha}:{number}")
+            if progress is not None:
+                progress("ocr pages", done, len(scanned))
+        ocr_seconds = time.perf_counter() - started
+        if doc.is_repaired and not any(texts):
             raise DocumentError(path, _damage_message(lost))
         if not any(texts):
             raise DocumentError(
                 path,
-                f"no text layer in any of its {doc.page_count} pages (scanned or image-only "
-                "PDF): run OCR first, e.g. `ocrmypdf in.pdf out.pdf`",
+                f"no text layer in any of its {doc.page_count} pages, and OCR found no text "
+                f"on the {len(scanned)} with images (blank pages or an unreadable scan)",
             )
         title = _title(doc, texts)
         total = doc.page_count
@@ -96,7 +124,19 @@ def load_pdf(path: str | Path, data: bytes | None = None, password: str | None =
         for number, text in enumerate(texts, start=1)
         if text
     ]
-    return LoadedPdf(path=path, sha256=sha, title=title, total_pages=total, pages=pages)
+    return LoadedPdf(
+        path=path,
+        sha256=sha,
+        title=title,
+        total_pages=total,
+        pages=pages,
+        ocr_pages=[n for n in scanned if texts[n - 1]],
+        ocr_seconds=ocr_seconds,
+    )
+
+
+def _has_images(page: pymupdf.Page) -> bool:
+    return bool(page.get_images(full=False))
 
 
 def _damage_message(lost: list[int]) -> str:
@@ -133,8 +173,13 @@ def _page_texts(doc: pymupdf.Document) -> tuple[list[str], list[int]]:
             texts.append("")
             lost.append(number)
             continue
-        texts.append(normalise(_join_lines(blocks)))
+        texts.append(join_blocks(blocks))
     return texts, lost
+
+
+def join_blocks(blocks: list[dict]) -> str:
+    """A page's normalised text from MuPDF's text blocks (born-digital or OCR'd)."""
+    return normalise(_join_lines(blocks))
 
 
 def _join_lines(blocks: list[dict]) -> str:

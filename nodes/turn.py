@@ -122,7 +122,7 @@ def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]
     if ctx.engine == "extractive" and ctx.min_term_support > 0:
         from adaptsum.store.lexical import warm_up
 
-        warm_up()  # the term-support check needs Kiwi; load it while retrieval runs
+        warm_up(state.request)  # Korean terms need Kiwi: load it while retrieval runs
     index = index_for(ctx)
     writer = get_stream_writer()
 

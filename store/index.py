@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 SPLITTER_VERSION = "3"
 
 Progress = Callable[[str, int, int], None]
-"""Called as progress(stage, done, total) with stage 'pages', 'chunks' or 'embeddings'."""
+"""Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks' or 'embeddings'."""
 
 EMBED_BATCH = 8
 
@@ -66,6 +66,10 @@ class IndexReport:
     tokens: int
     vectors: int
     seconds: float
+    ocr_pages: int = 0
+    """Pages read by OCR (scans without a text layer)."""
+    ocr_seconds: float = 0.0
+    """Time those pages took (near zero when their text came from the OCR cache)."""
 
 
 @dataclass(frozen=True)
@@ -235,11 +239,11 @@ class DocumentIndex:
             )
 
         # PDF and splitter libraries load only when there is something to index.
-        from adaptsum.engines.language import detect_language
         from adaptsum.ingest.chunking import chunk_pages, join_pages
+        from adaptsum.ingest.language import detect_language
         from adaptsum.ingest.pdf import load_pdf
 
-        loaded = load_pdf(path, data=data, password=password)
+        loaded = load_pdf(path, data=data, password=password, progress=progress)
         del data
         _notify(progress, "pages", len(loaded.pages), loaded.total_pages)
         chunks = chunk_pages(loaded.pages, self.ctx.chunk_size, self.ctx.chunk_overlap)
@@ -309,6 +313,8 @@ class DocumentIndex:
             tokens=record.tokens,
             vectors=len(windows),
             seconds=time.perf_counter() - started,
+            ocr_pages=len(loaded.ocr_pages),
+            ocr_seconds=loaded.ocr_seconds,
         )
 
     def _windows(self, chunks: list[Chunk] | list[ChunkRecord]) -> list[_Window]:
@@ -446,7 +452,7 @@ class DocumentIndex:
         if self.ctx.retrieval == "hybrid":
             # Words only match words of the same language: BM25 joins in for documents
             # written in the query's language, dense retrieval alone serves the others.
-            from adaptsum.engines.language import detect_language
+            from adaptsum.ingest.language import detect_language
 
             language = detect_language(query)
             same = {r for r, d in by_revision.items() if d.language == language}

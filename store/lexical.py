@@ -1,13 +1,12 @@
 """BM25 over Korean-aware tokens, kept in step with the catalogue's live chunks.
 
-Korean words carry particles and endings ("모델은", "모델을"), so plain whitespace
-tokens rarely match; Kiwi (kiwipiepy) splits them into morphemes and we keep the
-content ones (nouns, foreign words, numbers, verb and adjective stems). The BM25
-index (bm25s) is derived from the catalogue: its fingerprint is the set of live
-revisions, so re-indexing or replacing a document rebuilds it on the next search,
-and a document's old chunks can never be returned. It is saved in the data directory
-as a per-machine cache: replicas sharing a PostgreSQL catalogue each rebuild their own
-when the live revisions change, and a damaged copy is rebuilt rather than trusted.
+Tokens come from `adaptsum.ingest.terms`, the one term extractor that sentence
+ranking and the refusal check use too (Kiwi morphemes for Korean). The BM25 index
+(bm25s) is derived from the catalogue: its fingerprint is the set of live revisions
+and the tokenizer version, so re-indexing or replacing a document rebuilds it on the
+next search, and a document's old chunks can never be returned. It is saved in the data
+directory as a per-machine cache: replicas sharing a PostgreSQL catalogue each rebuild
+their own when the live revisions change, and a damaged copy is rebuilt rather than trusted.
 """
 
 from __future__ import annotations
@@ -24,58 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from adaptsum.ingest.terms import TOKENIZER_VERSION, key_terms, tokenize, warm_up
 from adaptsum.store.catalog import Catalog, chunk_id
 
-_CONTENT_TAGS = ("NN", "NR", "SL", "SN", "SH", "VV", "VA", "XR")
-_STOPWORDS = frozenset(
-    # question and function words that say nothing about the topic (Korean forms are
-    # Kiwi morphemes, so endings are already gone)
-    "무엇 언제 누구 어디 얼마 얼마나 몇 어떻 어떤 왜 무슨 것 수 있 하 되 이 그 저 등 때 "
-    # counters and generic nouns a follow-up uses for what it refers to ("그 사람")
-    "번 째 개 명 분 가지 사람 경우 정도 때문 "
-    "what when who whom whose which where why how much many is are was were be been do does "
-    "did the a an of to in on for and or by with about from as at it its this that these "
-    "those can could will would should may might has have had not no "
-    # request verbs: what is asked for, not what it is about
-    "summarize summarise summary explain describe tell show give list 요약 설명 정리 알려주".split()
-)
-
-
-_kiwi_lock = threading.Lock()
-_kiwi_model = None
-
-
-def _kiwi():
-    """The process's Kiwi model, loaded once even when parallel graders ask at once."""
-    global _kiwi_model
-    with _kiwi_lock:
-        if _kiwi_model is None:
-            from kiwipiepy import Kiwi
-
-            model = Kiwi()
-            model.tokenize("준비")  # Kiwi finishes loading on its first call (~1.5 s)
-            _kiwi_model = model
-        return _kiwi_model
-
-
-def warm_up() -> None:
-    """Load Kiwi in the background, so the first question does not wait for it."""
-    if _kiwi_model is None:
-        threading.Thread(target=_kiwi, daemon=True, name="kiwi-warm-up").start()
-
-
-def tokenize(text: str) -> list[str]:
-    """Content morphemes, lower-cased (Hangul via Kiwi; Latin words and numbers too)."""
-    return [
-        token.form.lower()
-        for token in _kiwi().tokenize(text)
-        if token.tag.startswith(_CONTENT_TAGS) and token.form.strip()
-    ]
-
-
-def key_terms(text: str) -> set[str]:
-    """The content terms of a question: its morphemes without question and function words."""
-    return {t for t in tokenize(text) if t not in _STOPWORDS}
+__all__ = ["LexicalIndex", "key_terms", "tokenize", "warm_up"]
 
 
 class LexicalIndex:
@@ -90,7 +41,8 @@ class LexicalIndex:
 
     def _fingerprint(self) -> tuple[str, list[str]]:
         revisions = sorted(d.revision for d in self.catalog.documents(self.collection))
-        return hashlib.sha1(",".join(revisions).encode()).hexdigest(), revisions
+        key = ",".join([f"tokens:{TOKENIZER_VERSION}", *revisions])
+        return hashlib.sha1(key.encode()).hexdigest(), revisions
 
     def _index(self) -> tuple[object, list[str]]:
         """The current BM25 model and its chunk ids, loading or rebuilding as needed."""

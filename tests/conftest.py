@@ -122,11 +122,13 @@ def bad_pdfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             owner_pw="owner-secret",
         )
 
+    # Scans are read by OCR now: a bad one is a scan of blank paper, where OCR finds nothing.
     out["image_only"] = root / "scanned.pdf"
-    with pymupdf.open(EN_SAMPLE) as src, pymupdf.open() as doc:
-        for page in src:
-            pix = page.get_pixmap(dpi=60)
-            new = doc.new_page(width=page.rect.width, height=page.rect.height)
+    with pymupdf.open() as doc:
+        for _ in range(2):
+            pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 425, 550), False)
+            pix.clear_with(255)
+            new = doc.new_page()
             new.insert_image(new.rect, pixmap=pix)
         doc.save(out["image_only"])
     return out

@@ -1,0 +1,93 @@
+"""OCR of pages without a text layer: offline, cached, cited at the right page."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from adaptsum.errors import DocumentError
+from adaptsum.ingest.pdf import load_pdf
+from adaptsum.state.context import Context
+from adaptsum.store.index import DocumentIndex
+
+from helpers import EN_SAMPLE
+from realdocs import real_pdf, tesseract_fixture  # noqa: F401 (a fixture)
+
+
+@pytest.fixture
+def ocr_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "ocr-cache"
+    monkeypatch.setenv("ADAPTSUM_OCR_CACHE", str(cache))
+    monkeypatch.setenv("ADAPTSUM_OCR_LANGUAGES", "eng")  # the page is English; twice as fast
+    return cache
+
+
+def _mixed_pdf(target: Path) -> Path:
+    """Page 1 keeps its text layer; page 2 becomes a picture of itself (a scan)."""
+    with pymupdf.open(EN_SAMPLE) as src, pymupdf.open() as doc:
+        doc.insert_pdf(src, from_page=0, to_page=0)
+        page = src[1]
+        new = doc.new_page(width=page.rect.width, height=page.rect.height)
+        new.insert_image(new.rect, pixmap=page.get_pixmap(dpi=150))
+        doc.save(target)
+    return target
+
+
+def test_image_only_page_of_a_mixed_pdf_is_read_by_ocr_at_its_page(
+    tesseract: None, ocr_cache: Path, tmp_path: Path
+) -> None:
+    pdf = _mixed_pdf(tmp_path / "mixed.pdf")
+    seen: list[tuple[str, int, int]] = []
+    loaded = load_pdf(pdf, progress=lambda *event: seen.append(event))
+    assert loaded.ocr_pages == [2] and loaded.skipped_pages == 0
+    assert seen == [("ocr pages", 1, 1)]
+    with pymupdf.open(EN_SAMPLE) as src:
+        original = src[1].get_text().split()
+    ocr_text = loaded.pages[1].page_content
+    assert loaded.pages[1].metadata["page"] == 2
+    words = set(ocr_text.split())
+    assert len(words & set(original)) >= 0.8 * len(set(original))  # OCR read the page
+    # The second time the text comes from the cache: no OCR, even with Tesseract gone.
+    started = time.perf_counter()
+    again = load_pdf(pdf)
+    assert time.perf_counter() - started < 2.0
+    assert again.pages[1].page_content == ocr_text
+
+
+def test_cached_ocr_needs_no_tesseract(
+    tesseract: None, ocr_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pdf = _mixed_pdf(tmp_path / "mixed.pdf")
+    first = load_pdf(pdf)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path / "no-tessdata"))
+    assert load_pdf(pdf).pages[1].page_content == first.pages[1].page_content
+
+
+def test_missing_ocr_language_is_one_clear_error(
+    tesseract: None, ocr_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pdf = _mixed_pdf(tmp_path / "mixed.pdf")
+    monkeypatch.setenv("ADAPTSUM_OCR_LANGUAGES", "eng+xyz")
+    with pytest.raises(
+        DocumentError,
+        match=r"mixed\.pdf: OCR language data missing for xyz.*"
+        r"apt-get install tesseract-ocr-xyz",
+    ):
+        load_pdf(pdf)
+
+
+def test_scanned_bulletin_is_indexed_and_found_at_its_page(tesseract: None, tmp_path: Path) -> None:
+    pdf = real_pdf("grumman-service-bulletin-scan-en.pdf")
+    # The shared OCR cache (~/.cache/adaptsum/ocr) makes this fast after the first run.
+    index = DocumentIndex(Context(data_dir=str(tmp_path / "data")))
+    report = index.index_file(pdf)
+    assert report.ocr_pages == 2 and report.skipped_pages == 0
+    hits = index.search("To what pressure should the main gear tires be inflated?", k=3)
+    # The answer stands on page 2 of the scan, and the chunk holding it says so.
+    assert any(
+        h.chunk.page_start <= 2 <= h.chunk.page_end and "19 psi" in h.chunk.text for h in hits
+    )

@@ -1,0 +1,50 @@
+"""One term extractor, and language detection below the store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from adaptsum.engines import sentences
+from adaptsum.engines.language import LANGUAGE_NAMES
+from adaptsum.ingest import terms
+from adaptsum.ingest.language import LANGUAGES, detect_language
+from adaptsum.store import lexical
+
+
+def test_ranking_retrieval_and_refusal_share_one_extractor() -> None:
+    assert sentences.key_terms is terms.key_terms is lexical.key_terms
+    assert lexical.tokenize is terms.tokenize
+    assert terms.key_terms("Qwen3의 주가는 얼마인가요?") == {"qwen", "3", "주가"}
+    assert terms.key_terms("How many parameters does SOLAR 10.7B have?") == {
+        "parameters",
+        "solar",
+        "10.7",
+    }
+
+
+def test_latin_terms_split_like_kiwi_splits_them() -> None:
+    # An English question must meet a Korean document's Latin terms as the same tokens.
+    korean = terms.tokenize("GFSM2014는 우발부채를 구분한다")
+    english = terms.tokenize("GFSM2014 classification")
+    assert {"gfsm", "2014"} <= set(korean) and {"gfsm", "2014"} <= set(english)
+
+
+def test_store_and_ingest_import_no_engine_and_english_loads_no_kiwi() -> None:
+    code = (
+        "import sys\n"
+        "import adaptsum.store.index, adaptsum.store.lexical, adaptsum.ingest.pdf\n"
+        "from adaptsum.ingest.terms import key_terms\n"
+        "key_terms('What does the mirror weigh?')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('adaptsum.engines', 'kiwipiepy'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_detection_languages_match_the_named_ones() -> None:
+    assert sorted(LANGUAGES) == sorted(LANGUAGE_NAMES)
+    assert detect_language("우발부채란 무엇인가요?") == "ko"
+    assert detect_language("The telescope launched on 25 December 2021.") == "en"
