@@ -12,7 +12,7 @@ import pytest
 
 from adaptsum.cli import main
 
-from helpers import EN_SAMPLE, EXAMPLES, KO_SAMPLE
+from helpers import EN_SAMPLE, EXAMPLES, KO_SAMPLE, error_lines
 
 EXPECTED_PROBLEMS = {
     "missing": "no such file",
@@ -155,21 +155,16 @@ def test_console_script_installed(tmp_path: Path) -> None:
     assert "done: 2 pages" in done.stdout
 
 
-def errors(err: str) -> int:
-    """Lines of stderr besides the `thread … (resume with --thread …)` one printed at start."""
-    return sum(1 for line in err.splitlines() if not line.startswith("thread "))
-
-
 def test_ask_errors_are_one_line(
     capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ADAPTSUM_CHAT_API_KEY", raising=False)
     code, _, err = run(capsys, "ask", "missing.pdf", "질문", "--data-dir", str(data_dir))
-    assert code == 1 and errors(err) == 1 and "missing.pdf: no such file" in err
+    assert code == 1 and error_lines(err) == 1 and "missing.pdf: no such file" in err
     code, _, err = run(
         capsys, "ask", str(KO_SAMPLE), "한글날은?", "--engine", "llm", "--data-dir", str(data_dir)
     )
-    assert code == 1 and errors(err) == 1 and "OPENAI_API_KEY" in err
+    assert code == 1 and error_lines(err) == 1 and "OPENAI_API_KEY" in err
     code, _, err = run(capsys, "ask", str(KO_SAMPLE), "  ", "--data-dir", str(data_dir))
     assert code == 1 and "request is empty" in err

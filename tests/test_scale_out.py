@@ -184,7 +184,9 @@ def test_summary_killed_on_one_replica_resumes_on_the_other(
         for r in requests
         if "You summarize one passage" in r["messages"][0]["content"]
     )
-    assert len([p for p, n in maps.items() if n > 1]) <= 2  # only calls in flight at the kill
+    # Only work in flight at the kill repeats: up to `--concurrency` (2) calls awaiting the
+    # server, plus up to as many finished tasks whose writes were still on their way.
+    assert len([p for p, n in maps.items() if n > 1]) <= 2 * 2
     result = json.loads(done.stdout)
     assert result["route"] == "summarize" and result["citations"]
     assert len(maps) == result["summary_plan"]["chunks"]
