@@ -424,18 +424,11 @@ def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> 
     estimate = (
         sum(p["tokens"] for p in partials) + shape.output_tokens() if ctx.engine == "llm" else 0
     )
-    reserve(
-        runtime,
-        state.summary_plan.get("approved_max_tokens") or ctx.max_tokens,
-        estimate,
-        "reduce call",
-    )
-    usage: dict = {}
-    try:
-        text, usage = summarizer.reduce(partials, shape, state.summary_plan.get("focus", ""))
-    finally:
-        settle(runtime, estimate, usage)
+    budget = _budget(state, ctx)
     focus = state.summary_plan.get("focus", "")
+    text, usage = _budgeted(
+        runtime, budget, estimate, "reduce call", lambda: summarizer.reduce(partials, shape, focus)
+    )
     return _finish(
         state,
         runtime,
@@ -443,6 +436,7 @@ def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> 
         usage,
         redo=lambda: _budgeted(
             runtime,
+            budget,
             estimate,
             "reduce call (written again)",
             lambda: summarizer.reduce(partials, shape, focus, attempt=1),
@@ -450,11 +444,20 @@ def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> 
     )
 
 
+def _budget(state: State, ctx: Context) -> int:
+    """The token budget in force: the one approved at the plan's pause, else the setting."""
+    return state.summary_plan.get("approved_max_tokens") or ctx.max_tokens
+
+
 def _budgeted(
-    runtime: Runtime[Context], estimate: int, what: str, fn: Callable[[], tuple[str, dict]]
+    runtime: Runtime[Context],
+    budget: int,
+    estimate: int,
+    what: str,
+    fn: Callable[[], tuple[str, dict]],
 ) -> tuple[str, dict]:
-    """A further call under the run's token budget (reserved first, settled after)."""
-    reserve(runtime, runtime.context.max_tokens, estimate, what)
+    """One call under the token budget: reserved first, settled with what it really cost."""
+    reserve(runtime, budget, estimate, what)
     usage: dict = {}
     try:
         text, usage = fn()
@@ -471,27 +474,24 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
     chunks = index.catalog.document_chunks(index.collection, document.revision)
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     estimate = state.summary_plan.get("estimated_tokens", 0)
-    reserve(
+    budget = _budget(state, ctx)
+    summarizer = summarizer_for(ctx, chat_model, runtime)
+    focus = state.summary_plan.get("focus", "")
+    text, usage = _budgeted(
         runtime,
-        state.summary_plan.get("approved_max_tokens") or ctx.max_tokens,
+        budget,
         estimate,
         "stuff call",
-    )
-    usage: dict = {}
-    summarizer = summarizer_for(ctx, chat_model, runtime)
-    try:
-        text, usage = summarizer.stuff(
+        lambda: summarizer.stuff(
             chunks,
             document,
             shape,
-            state.summary_plan.get("focus", ""),
+            focus,
             on_chunk=lambda c: emit(
                 runtime, "stuff", len(chunks), [c.page_start, c.page_end], True
             ),
-        )
-    finally:
-        settle(runtime, estimate, usage)
-    focus = state.summary_plan.get("focus", "")
+        ),
+    )
     return _finish(
         state,
         runtime,
@@ -499,6 +499,7 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
         usage,
         redo=lambda: _budgeted(
             runtime,
+            budget,
             estimate,
             "stuff call (written again)",
             lambda: summarizer.stuff_attempt(chunks, document, shape, focus, 1),
