@@ -158,6 +158,13 @@ class LLMSummarizer:
         self, chunk: ChunkRecord, document: DocumentRecord, focus: str, key: str
     ) -> tuple[Partial, Usage]:
         """Summarize one chunk in the document's language (so the result is reusable)."""
+        text, usage = self._call(*self.map_request(chunk, document, focus))
+        return _partial(key, text, fallback_pages=[chunk.page_start]), usage
+
+    def map_request(
+        self, chunk: ChunkRecord, document: DocumentRecord, focus: str
+    ) -> tuple[str, str, int]:
+        """The map call's system prompt, user text and output cap (also for budget gates)."""
         low, high = parse_range(self.ctx.map_paragraphs, "map_paragraphs")
         system = prompts.MAP_SYSTEM.format(
             paragraphs=f"{low}-{high}" if low != high else low,
@@ -165,24 +172,25 @@ class LLMSummarizer:
             language=language_name(document.language),
             focus=self._focus(focus),
         )
-        text, usage = self._call(
-            system, marked_text(chunk, document), self._limit(self.map_output_tokens())
-        )
-        return _partial(key, text, fallback_pages=[chunk.page_start]), usage
+        return system, marked_text(chunk, document), self._limit(self.map_output_tokens())
 
     def collapse(
         self, partials: list[Partial], language: str, focus: str, key: str
     ) -> tuple[Partial, Usage]:
         """Condense consecutive partials into one, keeping their citations."""
+        text, usage = self._call(*self.collapse_request(partials, language, focus))
+        pages = sorted({page for p in partials for page in p["pages"]})
+        return _partial(key, text, fallback_pages=pages[:1]), usage
+
+    def collapse_request(
+        self, partials: list[Partial], language: str, focus: str
+    ) -> tuple[str, str, int]:
+        """The collapse call's system prompt, user text and output cap (also for gates)."""
         words = max(120, sum(p["tokens"] for p in partials) // (2 * len(partials)) * 2)
         system = prompts.COLLAPSE_SYSTEM.format(
             words=words, language=language_name(language), focus=self._focus(focus)
         )
-        text, usage = self._call(
-            system, "\n\n".join(p["text"] for p in partials), self._limit(words * 2)
-        )
-        pages = sorted({page for p in partials for page in p["pages"]})
-        return _partial(key, text, fallback_pages=pages[:1]), usage
+        return system, "\n\n".join(p["text"] for p in partials), self._limit(words * 2)
 
     def reduce(
         self, partials: list[Partial], shape: Shape, focus: str, attempt: int = 0

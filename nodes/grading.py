@@ -7,7 +7,9 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
+from adaptsum.nodes.budget import STOPPED
 from adaptsum.nodes.retry import run_deadline
+from adaptsum.providers.budget import TokenBudgetExceeded
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import GradeTask, State
 
@@ -36,6 +38,13 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
         grade, usage = engine.grade(
             task["question"], task["question_language"], task["chunk"], chunk, document
         )
+    except TokenBudgetExceeded as exc:  # parallel graders must not each pause: use the rule
+        from adaptsum.engines.extractive import ExtractiveEngine
+
+        grade, usage = ExtractiveEngine(resources_for(ctx)).grade(
+            task["question"], task["question_language"], task["chunk"], chunk, document
+        )
+        grade["reason"] = f"not graded by the model ({exc}); similarity rule: {grade['reason']}"
     except StructuredOutputFailed as exc:
         from adaptsum.engines.extractive import ExtractiveEngine
 
@@ -67,6 +76,8 @@ def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> 
 
 def decide_route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Answer with relevant evidence, refuse without any, or summarize; record the reason."""
+    if state.route == STOPPED:  # stopped at a budget pause: the turn ends as it is
+        return {}
     if state.request_kind in ("summary", "whole_document"):
         return {"route": "summarize", "route_reason": state.request_reason}
     grades = [state.grades[r["chunk_id"]] for r in state.retrieved if r["chunk_id"] in state.grades]

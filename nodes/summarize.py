@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -38,10 +39,26 @@ from adaptsum.engines.summary import (
 )
 from adaptsum.errors import AdaptsumError, InputError
 from adaptsum.nodes.answer import reply_language
+from adaptsum.nodes.budget import (
+    MAX_PAUSES,
+    STOPPED,
+    parse_decision,
+    pause,
+    stopped,
+    sync_from_state,
+)
 from adaptsum.nodes.concurrency import fan_out_size, work_slot
-from adaptsum.nodes.progress import emit, forget_run, reserve, reset_stage, set_budget, settle
+from adaptsum.nodes.progress import emit, reset_stage
 from adaptsum.nodes.retry import run_deadline
 from adaptsum.nodes.turn import exchange
+from adaptsum.providers.budget import (
+    TokenBudgetExceeded,
+    forget_run,
+    set_budget,
+    spent_of,
+    status,
+    worst_case,
+)
 from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import (
@@ -122,6 +139,8 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         "fan_out": fan_out_size(),
         **_estimate(ctx, chat_model, strategy, chunks, shape),
     }
+    sync_from_state(state, runtime)
+    plan["spent_before"] = spent_of(runtime)
     plan.update(approve_plan(state, runtime, plan))
     for stage in ("map", "refine", "stuff"):
         reset_stage(runtime, stage)
@@ -138,6 +157,7 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         }
     )
     return {
+        "token_budget": plan.get("approved_max_tokens") or state.token_budget,
         "summary_revision": document.revision,
         "summary_chunks": len(chunks),
         "summary_plan": plan,
@@ -163,8 +183,8 @@ def approve_plan(state: State, runtime: Runtime[Context], plan: dict) -> dict[st
         InputError: a resume value that is none of those.
     """
     ctx = runtime.context
-    budget = ctx.max_tokens
-    spent = int((state.usage or {}).get("total_tokens", 0))
+    budget = state.token_budget or ctx.max_tokens
+    spent = plan["spent_before"]
     over = budget > 0 and spent + plan["estimated_tokens"] > budget
     if state.dry_run or not (over or ctx.approve_plan):
         return {}
@@ -185,16 +205,13 @@ def approve_plan(state: State, runtime: Runtime[Context], plan: dict) -> dict[st
             "max_tokens": budget,
         }
     )
-    if isinstance(decision, dict) and "max_tokens" in decision:
-        decision = decision["max_tokens"]
-    if decision is True or decision == "yes":
+    decision = parse_decision(decision)
+    if decision is True:
         return {}
-    if decision is False or decision in {"no", "stop"}:
+    if decision is False:
         return {"stopped": True}
-    if isinstance(decision, int) and not isinstance(decision, bool) and decision >= 0:
-        set_budget(runtime, decision)
-        return {"approved_max_tokens": decision}
-    raise InputError(f"resume value must be true, false or {{'max_tokens': N}}, got {decision!r}")
+    set_budget(runtime, decision)
+    return {"approved_max_tokens": decision}
 
 
 def _choose(state: State, ctx: Context, tokens: int, chunks: int) -> tuple[str, str]:
@@ -284,7 +301,10 @@ def map_tasks(state: State) -> list[MapTask]:
         for order, chunk_id in enumerate(summary_chunk_ids(state))
         if _level_key(0, order) not in state.partials
     ]
-    return todo[: max(1, state.summary_plan.get("fan_out", len(todo)))]
+    size = state.summary_plan.get("fan_out", len(todo))
+    if state.summary_plan.get("wave"):  # what the budget gate found room for
+        size = min(size, state.summary_plan["wave"])
+    return todo[: max(1, size)]
 
 
 def _level_key(level: int, order: int) -> str:
@@ -298,9 +318,7 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
     chunk = index.catalog.chunks(index.collection, [task["chunk_id"]])[task["chunk_id"]]
     document = index.resolve([chunk.doc_id])[0]
     key = _level_key(0, task["order"])
-    digest = hashlib.sha256(chunk.text.encode()).hexdigest()
-    settings = f"{ctx.map_paragraphs}|{ctx.map_sentences}|{prompts.PROMPT_VERSION}"
-    cache_key = f"{digest}|{settings}|{task['focus']}|{_model_id(ctx, chat_model)}"
+    cache_key = _map_cache_key(ctx, chat_model, chunk, task["focus"])
     use_cache = ctx.engine == "llm" and ctx.map_cache
     cached = index.catalog.cached_map(cache_key) if use_cache else None
     usage: dict = {}
@@ -309,19 +327,23 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
         ref = PartialRef(key=key, ref=cached, pages=body["pages"], tokens=body["tokens"])
     else:
         summarizer = summarizer_for(ctx, chat_model, runtime)
-        estimate = summarizer.map_cost(chunk) if ctx.engine == "llm" else 0
-        with work_slot(runtime, ctx.concurrency):
-            reserve(runtime, ctx.max_tokens, estimate, f"map call (chunk {task['order'] + 1})")
-            try:
-                partial, usage = summarizer.map(chunk, document, task["focus"], key)
-            finally:
-                settle(runtime, estimate, usage)
+        with work_slot(runtime, ctx.concurrency):  # the call reserves its own worst case
+            partial, usage = summarizer.map(chunk, document, task["focus"], key)
         ref = store_partial(ctx, partial)
         _log.info("mapped chunk %d of %d", task["order"] + 1, task["total"])
         if use_cache:
             index.catalog.put_cached_map(cache_key, ref["ref"])
     emit(runtime, "map", task["total"], [chunk.page_start, chunk.page_end], finished=True)
     return {"partials": {key: ref}, "usage": usage}
+
+
+def _map_cache_key(
+    ctx: Context, chat_model: BaseChatModel | None, chunk: ChunkRecord, focus: str
+) -> str:
+    """Map results are reused across runs by chunk text, map settings, focus and model."""
+    digest = hashlib.sha256(chunk.text.encode()).hexdigest()
+    settings = f"{ctx.map_paragraphs}|{ctx.map_sentences}|{prompts.PROMPT_VERSION}"
+    return f"{digest}|{settings}|{focus}|{_model_id(ctx, chat_model)}"
 
 
 def store_partial(ctx: Context, partial: Partial) -> PartialRef:
@@ -354,9 +376,90 @@ def current_level(partials: dict[str, PartialRef]) -> tuple[int, list[PartialRef
     return level, [partials[k] for k in keys]
 
 
-def collapse_gate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Join point after a map or collapse round; the router decides what comes next."""
-    return {}
+def collapse_gate(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
+    """Join point and budget gate before each wave of map or collapse tasks.
+
+    The router sends the next wave; here its worst case (every call's prompt plus its
+    output cap) is checked against what is left of the budget first. A map wave that
+    does not fit is cut to the tasks that do; when not even one fits (or a collapse
+    wave, which must run whole, does not) the run pauses once, for the whole wave,
+    with a budget `interrupt` (see `nodes/budget.py`).
+    """
+    ctx = runtime.context
+    plan = state.summary_plan
+    if ctx.engine != "llm" or state.route == STOPPED:
+        return {}
+    sync_from_state(state, runtime)
+    approved: dict[str, Any] = {}
+    for _ in range(MAX_PAUSES):
+        what, costs, rest = _next_wave(state, runtime, chat_model)
+        limit, spent, reserved = status(runtime)
+        left = limit - spent - reserved
+        if limit <= 0 or sum(costs) <= left:
+            return {"summary_plan": {**plan, "wave": 0}, **approved}
+        fits = 0
+        while what == "map" and fits < len(costs) and sum(costs[: fits + 1]) <= left:
+            fits += 1
+        if fits:
+            return {"summary_plan": {**plan, "wave": fits}, **approved}
+        exc = TokenBudgetExceeded(limit, spent, reserved, sum(costs), what)
+        new = pause(
+            runtime, exc, max(rest, plan["estimated_tokens"] + plan["spent_before"] - spent)
+        )
+        if new is None:
+            done = sum(1 for k in state.partials if k.startswith("0:"))
+            note = (
+                f"No summary was written ({done} of {state.summary_chunks} chunks mapped; "
+                "mapped chunks are cached, so asking again with a larger budget reuses them)."
+            )
+            return {**stopped(state, runtime, exc, note), **approved}
+        approved = {"token_budget": new}
+    raise InputError(f"{MAX_PAUSES} budget pauses in one step: resume with a larger budget")
+
+
+def _next_wave(
+    state: State, runtime: Runtime[Context], chat_model: BaseChatModel | None
+) -> tuple[str, list[int], int]:
+    """The next wave's kind, each task's worst-case tokens, and the remaining maps' worst case.
+
+    Chunks whose map result is cached cost nothing.
+    """
+    ctx = runtime.context
+    index = index_for(ctx)
+    summarizer = LLMSummarizer(resources_for(ctx), chat_model)
+    plan = state.summary_plan
+    if plan.get("strategy") == "map_reduce" and map_tasks(state):
+        todo = [
+            chunk_id(state.summary_revision, order)
+            for order in range(state.summary_chunks)
+            if _level_key(0, order) not in state.partials
+        ]
+        chunks = index.catalog.chunks(index.collection, todo)
+        documents: dict[str, DocumentRecord] = {}
+        costs = []
+        for cid in todo:
+            chunk = chunks[cid]
+            if ctx.map_cache and index.catalog.cached_map(
+                _map_cache_key(ctx, chat_model, chunk, plan.get("focus", ""))
+            ):
+                costs.append(0)
+                continue
+            if chunk.doc_id not in documents:
+                documents[chunk.doc_id] = index.resolve([chunk.doc_id])[0]
+            request = summarizer.map_request(chunk, documents[chunk.doc_id], plan.get("focus", ""))
+            costs.append(_worst(request))
+        size = plan.get("fan_out", len(todo))
+        return "wave of map calls", costs[: max(1, size)], sum(costs)
+    costs = []
+    for task in collapse_tasks(state):
+        partials = [load_partial(ctx, ref) for ref in task["partials"]]
+        costs.append(_worst(summarizer.collapse_request(partials, task["language"], task["focus"])))
+    return "wave of collapse calls", costs, sum(costs)
+
+
+def _worst(request: tuple[str, str, int]) -> int:
+    system, user, max_tokens = request
+    return worst_case([SystemMessage(system), HumanMessage(user)], max_tokens)
 
 
 def collapse_tasks(state: State) -> list[CollapseTask]:
@@ -399,16 +502,10 @@ def collapse_group(
     ctx = runtime.context
     key = _level_key(task["level"], task["order"])
     partials = [load_partial(ctx, ref) for ref in task["partials"]]
-    estimate = sum(p["tokens"] for p in partials) * 3 // 2 if ctx.engine == "llm" else 0
-    usage: dict = {}
-    with work_slot(runtime, ctx.concurrency):
-        reserve(runtime, ctx.max_tokens, estimate, f"collapse call (level {task['level']})")
-        try:
-            partial, usage = summarizer_for(ctx, chat_model, runtime).collapse(
-                partials, task["language"], task["focus"], key
-            )
-        finally:
-            settle(runtime, estimate, usage)
+    with work_slot(runtime, ctx.concurrency):  # the call reserves its own worst case
+        partial, usage = summarizer_for(ctx, chat_model, runtime).collapse(
+            partials, task["language"], task["focus"], key
+        )
     _log.info("collapsed group %d of level %d", task["order"] + 1, task["level"])
     emit(runtime, f"collapse {task['level']}", task["total"], partial["pages"][:1], True)
     return {"partials": {key: store_partial(ctx, partial)}, "usage": usage}
@@ -421,49 +518,15 @@ def reduce_summary(state: State, runtime: Runtime[Context], chat_model=None) -> 
     partials = [load_partial(ctx, ref) for ref in refs]
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     summarizer = summarizer_for(ctx, chat_model, runtime)
-    estimate = (
-        sum(p["tokens"] for p in partials) + shape.output_tokens() if ctx.engine == "llm" else 0
-    )
-    budget = _budget(state, ctx)
     focus = state.summary_plan.get("focus", "")
-    text, usage = _budgeted(
-        runtime, budget, estimate, "reduce call", lambda: summarizer.reduce(partials, shape, focus)
-    )
+    text, usage = summarizer.reduce(partials, shape, focus)
     return _finish(
         state,
         runtime,
         text,
         usage,
-        redo=lambda: _budgeted(
-            runtime,
-            budget,
-            estimate,
-            "reduce call (written again)",
-            lambda: summarizer.reduce(partials, shape, focus, attempt=1),
-        ),
+        redo=lambda: summarizer.reduce(partials, shape, focus, attempt=1),
     )
-
-
-def _budget(state: State, ctx: Context) -> int:
-    """The token budget in force: the one approved at the plan's pause, else the setting."""
-    return state.summary_plan.get("approved_max_tokens") or ctx.max_tokens
-
-
-def _budgeted(
-    runtime: Runtime[Context],
-    budget: int,
-    estimate: int,
-    what: str,
-    fn: Callable[[], tuple[str, dict]],
-) -> tuple[str, dict]:
-    """One call under the token budget: reserved first, settled with what it really cost."""
-    reserve(runtime, budget, estimate, what)
-    usage: dict = {}
-    try:
-        text, usage = fn()
-    finally:
-        settle(runtime, estimate, usage)
-    return text, usage
 
 
 def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -473,37 +536,21 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
     document = index.resolve([state.summary_plan["doc_id"]])[0]
     chunks = index.catalog.document_chunks(index.collection, document.revision)
     shape = Shape.from_context(ctx, reply_language(state, ctx))
-    estimate = state.summary_plan.get("estimated_tokens", 0)
-    budget = _budget(state, ctx)
     summarizer = summarizer_for(ctx, chat_model, runtime)
     focus = state.summary_plan.get("focus", "")
-    text, usage = _budgeted(
-        runtime,
-        budget,
-        estimate,
-        "stuff call",
-        lambda: summarizer.stuff(
-            chunks,
-            document,
-            shape,
-            focus,
-            on_chunk=lambda c: emit(
-                runtime, "stuff", len(chunks), [c.page_start, c.page_end], True
-            ),
-        ),
+    text, usage = summarizer.stuff(
+        chunks,
+        document,
+        shape,
+        focus,
+        on_chunk=lambda c: emit(runtime, "stuff", len(chunks), [c.page_start, c.page_end], True),
     )
     return _finish(
         state,
         runtime,
         text,
         usage,
-        redo=lambda: _budgeted(
-            runtime,
-            budget,
-            estimate,
-            "stuff call (written again)",
-            lambda: summarizer.stuff_attempt(chunks, document, shape, focus, 1),
-        ),
+        redo=lambda: summarizer.stuff_attempt(chunks, document, shape, focus, 1),
     )
 
 
@@ -518,19 +565,9 @@ def refine_chunk(state: State, runtime: Runtime[Context], chat_model=None) -> di
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     summarizer = summarizer_for(ctx, chat_model, runtime)
     previous = load_partial(ctx, state.refine_summary) if state.refine_summary else None
-    estimate = (
-        chunk.tokens + (previous["tokens"] if previous else 0) + shape.output_tokens()
-        if ctx.engine == "llm"
-        else 0
+    partial, usage = summarizer.refine(  # the call reserves its worst case (budget pause)
+        previous, chunk, document, shape, state.summary_plan.get("focus", ""), f"r:{step}"
     )
-    reserve(runtime, ctx.max_tokens, estimate, f"refine call (chunk {step + 1})")
-    usage: dict = {}
-    try:
-        partial, usage = summarizer.refine(
-            previous, chunk, document, shape, state.summary_plan.get("focus", ""), f"r:{step}"
-        )
-    finally:
-        settle(runtime, estimate, usage)
     emit(runtime, "refine", state.summary_chunks, [chunk.page_start, chunk.page_end], True)
     return {"refine_step": step + 1, "refine_summary": store_partial(ctx, partial), "usage": usage}
 
@@ -581,12 +618,16 @@ def _finish(
         source = " ".join(c.text for c in chunks)
         share = copied_share(text, source)
         if share > COPY_LIMIT and redo is not None:
-            again, more = redo()
-            usage = add_usage(usage, more)
-            again_share = copied_share(again, source)
-            notes.append(f"copied {share:.0%} of its input, so it was written again")
-            if again_share < share:
-                text, share = again, again_share
+            try:
+                again, more = redo()
+            except TokenBudgetExceeded as exc:  # keep the first draft; say why
+                notes.append(f"copied {share:.0%} of its input; not written again ({exc})")
+            else:
+                usage = add_usage(usage, more)
+                again_share = copied_share(again, source)
+                notes.append(f"copied {share:.0%} of its input, so it was written again")
+                if again_share < share:
+                    text, share = again, again_share
         if share > COPY_LIMIT:
             notes.append(f"still copies {share:.0%} of its input")
         shape = Shape.from_context(ctx, reply_language(state, ctx))

@@ -17,6 +17,7 @@ from adaptsum.engines.factory import index_for
 from adaptsum.engines.language import detect_language
 from adaptsum.errors import AdaptsumError, DocumentError, InputError
 from adaptsum.ingest.fetch import fetch_pdf, is_upload, is_url, save_upload
+from adaptsum.providers.budget import forget_run
 from adaptsum.state.context import Context, on_server
 from adaptsum.state.graph_state import IndexedDocument, IndexState, Mode, State, Strategy
 from adaptsum.store.index import IndexReport, PageRange
@@ -71,7 +72,9 @@ def start_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     `merge_grades`).
     """
     check_input(state)
+    forget_run(runtime)  # the token budget is per turn
     return {
+        "token_budget": runtime.context.max_tokens,
         "turn": state.turn + 1,
         "question_language": detect_language(state.request),
         "answer": "",

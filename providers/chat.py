@@ -32,6 +32,7 @@ from langgraph.constants import TAG_NOSTREAM
 
 from adaptsum.errors import AdaptsumError, ConfigError
 from adaptsum.providers import openai_api_key
+from adaptsum.providers.budget import charged_call
 from adaptsum.state.graph_state import Usage
 
 if TYPE_CHECKING:
@@ -233,14 +234,23 @@ def call(
     runnable = model.bind(**kwargs)
     if not stream:
         runnable = runnable.with_config(tags=[TAG_NOSTREAM])
-    try:
-        message = _bounded(lambda: runnable.ainvoke(messages), timeout, deadline)
-    except Exception as exc:
-        rejected = _rejection(exc)
-        if rejected is None:
-            raise
-        raise rejected from None
-    return _reply(message)
+    # The run's token budget: the call's worst case is held before it starts (raises
+    # TokenBudgetExceeded when it does not fit) and replaced by its real usage after.
+    with charged_call(messages, max_tokens) as charge:
+        try:
+            message = _bounded(lambda: runnable.ainvoke(messages), timeout, deadline)
+        except (CallTimeout, RunDeadlineExceeded, CallCancelled, KeyboardInterrupt):
+            raise  # abandoned mid-generation: charged its worst case
+        except Exception as exc:
+            cut = length_error_reply(exc)
+            charge.spent = cut.usage.get("total_tokens") if cut is not None else 0
+            rejected = _rejection(exc)
+            if rejected is None:
+                raise
+            raise rejected from None
+        reply = _reply(message)
+        charge.spent = reply.usage.get("total_tokens") or None  # none reported: worst case
+    return reply
 
 
 def _rejection(exc: Exception) -> ModelRequestRejected | None:

@@ -279,6 +279,10 @@ class State:
     partials: Annotated[dict[str, PartialRef], merge_partials] = field(default_factory=dict)
     refine_step: int = 0
     refine_summary: PartialRef | None = None
+    token_budget: int = 0
+    """The turn's token budget: `max_tokens` when the turn started, or one approved at a
+    pause (resume with {'max_tokens': N}); 0: none. Kept in state so that a resumed run
+    (another process, a client that does not resend its context) keeps the same budget."""
 
 
 class IndexedDocument(TypedDict):

@@ -20,6 +20,11 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field, PrivateAttr
 
+from adaptsum.providers.tokens import count_tokens
+
+PER_MESSAGE = 3
+"""Tokens a chat template adds around each message (role markers), as servers count them."""
+
 
 @dataclass
 class Script:
@@ -36,6 +41,9 @@ class Script:
     summary: Callable[[str, str], str] = lambda kind, user: default_summary(kind, user)
     fail_on_map: Callable[[str], bool] = lambda user: False
     """Raise (once per matching passage) to stand for a crash in the middle of the map."""
+    fill_cap: bool = False
+    """Report the worst case: the prompt's tokens plus the call's whole `max_tokens`
+    (a model that always writes up to its cap), instead of the fixed `usage`."""
 
 
 _ids = itertools.count()
@@ -48,6 +56,8 @@ class ScriptedChatModel(GenericFakeChatModel):
     model_name: str = Field(default_factory=lambda: f"scripted-{next(_ids)}")
     """Unique per instance, so the map cache (keyed by model) never leaks between tests."""
     calls: list[Any] = Field(default_factory=list)
+    spent: int = 0
+    """Tokens reported over all calls (what an API would bill)."""
     messages: Any = Field(default_factory=lambda: iter(()))
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
@@ -113,6 +123,11 @@ class ScriptedChatModel(GenericFakeChatModel):
         if script.think:
             text = f"<think>let me think about {kind}</think>\n{text}"
         inp, out = script.usage
+        if script.fill_cap:
+            inp = sum(count_tokens(str(m.content)) + PER_MESSAGE for m in messages)
+            out = int(kwargs.get("max_tokens") or out)
+        with self._lock:
+            self.spent += inp + out
         message = AIMessage(
             content=text,
             usage_metadata={"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out},

@@ -40,9 +40,17 @@ def openai_stub(
             requests.append(body)
             time.sleep(delay)
             messages = [_ROLES[m["role"]](m["content"]) for m in body["messages"]]
-            reply = brain.invoke(messages)
+            cap = body.get("max_completion_tokens") or body.get("max_tokens")
+            reply = brain.invoke(messages, max_tokens=cap)
             text = str(reply.content)
             usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+            if script.fill_cap:  # the brain reports prompt + cap: bill that
+                used = reply.usage_metadata or {}
+                usage = {
+                    "prompt_tokens": used.get("input_tokens", 0),
+                    "completion_tokens": used.get("output_tokens", 0),
+                    "total_tokens": used.get("total_tokens", 0),
+                }
             base = {"id": "cmpl-1", "created": int(time.time()), "model": body["model"]}
             if body.get("stream"):
                 self.send_response(200)
