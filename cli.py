@@ -166,13 +166,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--thread", help="resume or continue this thread (printed after every run)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; call no model")
     p.add_argument(
-        "--max-tokens", type=_at_least(0), help="hard token budget; stops before exceeding"
+        "--max-tokens",
+        type=_at_least(0),
+        help="hard token budget of the turn, never exceeded: pauses when the next step "
+        "would not fit (see --approve)",
     )
     p.add_argument(
         "--approve",
         metavar="yes|no|N",
-        help="answer to a pause for approval (plan over budget, or --approve-plan) without "
-        "asking: go on, stop, or go on with a budget of N tokens (asked on a terminal)",
+        help="answer to a pause (plan over budget, --approve-plan, or the budget running "
+        "out mid-run) without asking: go on (mid-run: with the suggested budget), stop, or "
+        "go on with a budget of N tokens. Asked on a terminal; answers the first pause only",
     )
     p.add_argument(
         "--approve-plan",

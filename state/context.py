@@ -308,9 +308,11 @@ class Context:
     max_tokens: int = field(
         default=0,
         metadata={
-            "description": "Hard token budget for one summarize turn (0: none). A plan whose "
-            "estimate exceeds it pauses for approval (interrupt); a call that would exceed "
-            "it stops the run, which can be resumed on its thread."
+            "description": "Hard token budget of one turn (0: none), never exceeded: every "
+            "model call reserves its prompt plus its output cap before it starts. A plan "
+            "whose estimate exceeds it, or a step that no longer fits, pauses the run (a "
+            "budget interrupt); resume with {'max_tokens': N}, true (the suggested budget) "
+            "or false (stop: the turn ends with route 'stopped')."
         },
     )
     approve_plan: bool = field(

@@ -239,6 +239,21 @@ def test_two_assistants_with_complete_schemas(server: dict) -> None:
         assert context[name].get("enum"), f"context.{name} is not an enum"
 
 
+def test_studio_graphs_show_the_budget_gates(server: dict) -> None:
+    """What Studio draws: both assistants' graphs (xray) answer; the gates are nodes."""
+    client = _client(server)
+    for assistant in client.assistants.search():
+        graph = client.assistants.get_graph(assistant["assistant_id"], xray=True)
+        nodes = {n["id"] for n in graph["nodes"]}
+        assert graph["edges"] and "__start__" in nodes, assistant["graph_id"]
+        if assistant["graph_id"] == "adaptsum":
+            assert {"collapse_gate", "map_chunk", "reduce_summary", "refine_chunk"} <= nodes
+            gate = {e["target"] for e in graph["edges"] if e["source"] == "collapse_gate"}
+            assert {"map_chunk", "collapse_group", "reduce_summary", "__end__"} <= gate
+            plan = {e["target"] for e in graph["edges"] if e["source"] == "plan_summary"}
+            assert "map_chunk" not in plan  # every wave of maps passes the gate
+
+
 def test_index_by_upload_and_by_url(server: dict, files: str, doc_ids: dict) -> None:
     client = _client(server)
     again = _run(client, "adaptsum-index", input={"documents": [f"{files}/redirect"]})
@@ -375,6 +390,46 @@ def test_budget_interrupt_is_resumed_with_a_new_budget(server: dict, doc_ids: di
     )
     assert done["route"] == "summarize" and done["summary_plan"]["approved_max_tokens"] == 10**6
     assert done["usage"]["total_tokens"] > 200 and "[p. " in done["answer"]
+
+
+def test_mid_run_budget_interrupt_is_resumed_through_the_sdk(
+    server: dict, doc_ids: dict, chat_stub
+) -> None:
+    client = _client(server)
+    thread = client.threads.create()["thread_id"]
+    requests = chat_stub[1]
+    maps = lambda: sum("You summarize one passage" in str(r["messages"]) for r in requests)  # noqa: E731
+    before = maps()
+    # no map cache: every map is a real call (earlier tests mapped the same chunks)
+    tight = {"engine": "llm", "max_tokens": 900, "stuff_budget": 100, "map_cache": False}
+    ask = {"request": "요약해 주세요", "documents": [doc_ids["ko"]], "mode": "summarize"}
+    client.runs.wait(thread, "adaptsum", input=ask, context=tight)
+    for _ in range(3):  # the plan's pause (estimate over budget) is answered with true
+        state = client.threads.get_state(thread)
+        (pause,) = state["interrupts"]
+        if "step" in pause["value"]:
+            break
+        client.runs.wait(thread, "adaptsum", command={"resume": True}, context=tight)
+    value = pause["value"]
+    assert value["kind"] == "budget" and value["max_tokens"] == 900, value
+    assert value["spent"] <= 900 and value["next_step_tokens"] > value["left"]
+    assert value["suggested_max_tokens"] == value["spent"] + value["estimated_tokens"]
+    mapped = maps() - before
+    done = client.runs.wait(
+        thread, "adaptsum", command={"resume": {"max_tokens": 10**6}}, context=tight
+    )
+    assert done["route"] == "summarize" and "[p. " in done["answer"], done
+    assert maps() - before == done["summary_plan"]["chunks"] >= mapped  # none mapped twice
+    # stopped instead: the turn ends, says so, and shows no summary
+    client.runs.wait(thread, "adaptsum", input=ask, context=tight)
+    for _ in range(3):
+        (pause,) = client.threads.get_state(thread)["interrupts"]
+        if "step" in pause["value"]:
+            break
+        client.runs.wait(thread, "adaptsum", command={"resume": True}, context=tight)
+    stopped = client.runs.wait(thread, "adaptsum", command={"resume": False}, context=tight)
+    assert stopped["route"] == "stopped" and stopped["answer"].startswith("stopped at the token")
+    assert stopped["citations"] == []
 
 
 def test_a_failed_turn_leaves_the_thread_as_it_was(server: dict, doc_ids: dict) -> None:
