@@ -392,20 +392,26 @@ def collapse_gate(state: State, runtime: Runtime[Context], chat_model=None) -> d
     sync_from_state(state, runtime)
     approved: dict[str, Any] = {}
     for _ in range(MAX_PAUSES):
-        what, costs, rest = _next_wave(state, runtime, chat_model)
         limit, spent, reserved = status(runtime)
+        if limit <= 0:  # no budget: nothing to check (and no per-wave cost to compute)
+            return {
+                **({"summary_plan": {**plan, "wave": 0}} if plan.get("wave") else {}),
+                **approved,
+            }
+        maps, costs, remaining = _next_wave(state, runtime, chat_model)
         left = limit - spent - reserved
-        if limit <= 0 or sum(costs) <= left:
-            return {"summary_plan": {**plan, "wave": 0}, **approved}
-        fits = 0
-        while what == "map" and fits < len(costs) and sum(costs[: fits + 1]) <= left:
-            fits += 1
-        if fits:
-            return {"summary_plan": {**plan, "wave": fits}, **approved}
+        fits = len(costs)
+        while fits > 0 and sum(costs[:fits]) > left:
+            fits -= 1
+        if fits == len(costs) or (maps and fits):  # a map wave may be cut; collapse runs whole
+            wave = 0 if fits == len(costs) else fits
+            if wave == plan.get("wave", 0):
+                return approved
+            return {"summary_plan": {**plan, "wave": wave}, **approved}
+        what = "wave of map calls" if maps else "wave of collapse calls"
         exc = TokenBudgetExceeded(limit, spent, reserved, sum(costs), what)
-        new = pause(
-            runtime, exc, max(rest, plan["estimated_tokens"] + plan["spent_before"] - spent)
-        )
+        rest = max(remaining, plan["estimated_tokens"] + plan["spent_before"] - spent)
+        new = pause(runtime, exc, rest)
         if new is None:
             done = sum(1 for k in state.partials if k.startswith("0:"))
             note = (
@@ -419,42 +425,48 @@ def collapse_gate(state: State, runtime: Runtime[Context], chat_model=None) -> d
 
 def _next_wave(
     state: State, runtime: Runtime[Context], chat_model: BaseChatModel | None
-) -> tuple[str, list[int], int]:
-    """The next wave's kind, each task's worst-case tokens, and the remaining maps' worst case.
+) -> tuple[bool, list[int], int]:
+    """Whether the next wave maps, its tasks' worst-case tokens, and all the rest's.
 
-    Chunks whose map result is cached cost nothing.
+    The rest (every map or collapse still to do) is scaled from the wave's: only the
+    wave's own prompts are counted (a long document has many waves). Chunks whose map
+    result is cached cost nothing.
     """
     ctx = runtime.context
     index = index_for(ctx)
     summarizer = LLMSummarizer(resources_for(ctx), chat_model)
     plan = state.summary_plan
-    if plan.get("strategy") == "map_reduce" and map_tasks(state):
+    focus = plan.get("focus", "")
+    if plan.get("strategy") == "map_reduce":
         todo = [
-            chunk_id(state.summary_revision, order)
+            order
             for order in range(state.summary_chunks)
             if _level_key(0, order) not in state.partials
         ]
-        chunks = index.catalog.chunks(index.collection, todo)
-        documents: dict[str, DocumentRecord] = {}
-        costs = []
-        for cid in todo:
-            chunk = chunks[cid]
-            if ctx.map_cache and index.catalog.cached_map(
-                _map_cache_key(ctx, chat_model, chunk, plan.get("focus", ""))
-            ):
-                costs.append(0)
-                continue
-            if chunk.doc_id not in documents:
-                documents[chunk.doc_id] = index.resolve([chunk.doc_id])[0]
-            request = summarizer.map_request(chunk, documents[chunk.doc_id], plan.get("focus", ""))
-            costs.append(_worst(request))
-        size = plan.get("fan_out", len(todo))
-        return "wave of map calls", costs[: max(1, size)], sum(costs)
+        wave = [
+            chunk_id(state.summary_revision, o)
+            for o in todo[: max(1, plan.get("fan_out") or len(todo))]
+        ]
+        if wave:
+            chunks = index.catalog.chunks(index.collection, wave)
+            documents = {
+                d.doc_id: d for d in index.resolve(sorted({c.doc_id for c in chunks.values()}))
+            }
+            costs = []
+            for cid in wave:
+                chunk = chunks[cid]
+                key = _map_cache_key(ctx, chat_model, chunk, focus)
+                if ctx.map_cache and index.catalog.cached_map(key):
+                    costs.append(0)
+                    continue
+                request = summarizer.map_request(chunk, documents[chunk.doc_id], focus)
+                costs.append(_worst(request))
+            return True, costs, sum(costs) * len(todo) // len(wave)
     costs = []
     for task in collapse_tasks(state):
         partials = [load_partial(ctx, ref) for ref in task["partials"]]
         costs.append(_worst(summarizer.collapse_request(partials, task["language"], task["focus"])))
-    return "wave of collapse calls", costs, sum(costs)
+    return False, costs, sum(costs)
 
 
 def _worst(request: tuple[str, str, int]) -> int:
