@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from adaptsum.errors import ConfigError
 from adaptsum.state.context import Context
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 _SETUP_LOCK_KEY = 7432100011
 """PostgreSQL advisory lock held while creating the checkpoint tables, so replicas
@@ -91,6 +91,8 @@ def sqlite_saver(ctx: Context | None = None) -> SqliteSaver:
 @asynccontextmanager
 async def async_sqlite_saver(ctx: Context | None = None) -> AsyncIterator[AsyncSqliteSaver]:
     """An async SQLite checkpointer in the data directory."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # aiosqlite: async callers only
+
     async with AsyncSqliteSaver.from_conn_string(str(checkpoint_path(ctx))) as saver:
         yield saver
 

@@ -8,6 +8,7 @@ maximal marginal relevance across chunks) and cites each one's own page.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -265,7 +266,7 @@ class LLMSummarizer:
         """Expected tokens of one map call (prompt + passage + output)."""
         low, high = parse_range(self.ctx.map_paragraphs, "map_paragraphs")
         out = (low + high) / 2 * self.ctx.map_sentences * TOKENS_PER_SENTENCE
-        return int(_MAP_PROMPT_TOKENS + chunk.tokens * 1.02 + out)
+        return int(_map_prompt_tokens() + chunk.tokens * 1.02 + out)
 
     def map_output_tokens(self) -> int:
         """Expected tokens of one map result."""
@@ -273,7 +274,14 @@ class LLMSummarizer:
         return int((low + high) / 2 * self.ctx.map_sentences * TOKENS_PER_SENTENCE)
 
 
-_MAP_PROMPT_TOKENS = count_tokens(prompts.MAP_SYSTEM) + 12
+@functools.cache
+def _map_prompt_tokens() -> int:
+    """The map prompt's own tokens, counted on first use.
+
+    Loading the tokenizer at import time cost every `adaptsum ask` about 0.4 s for a
+    figure only summaries need.
+    """
+    return count_tokens(prompts.MAP_SYSTEM) + 12
 
 
 def _partial(key: str, text: str, fallback_pages: list[int]) -> Partial:
