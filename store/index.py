@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from adaptsum.providers.embeddings import EmbeddingsInfo
 
 # Bump when chunk boundaries change for the same settings, so indexes get rebuilt.
-SPLITTER_VERSION = "3"
+SPLITTER_VERSION = "4"
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks' or 'embeddings'."""
