@@ -247,10 +247,11 @@ def _join_lines(blocks: list[dict]) -> str:
 
     A line was wrapped by the layout when the next line's first word would not have
     fitted in the room left before the right edge of its own column: the block's right
-    edge (for a one-line block, the nearest edge of a multi-line block above or below
-    it that reaches past the line), not the page's, so two-column pages join their lines too. A paragraph that
-    runs on from one block to the next (the bottom of a column to the top of the next)
-    stays one paragraph when its last line is full and the next one goes on in lower case.
+    edge (for a one-line block, the nearest edge of a multi-line block above or below it
+    that reaches past the line), not the page's, so two-column pages join their lines
+    too. A paragraph that runs on from one block to the next (the bottom of a column to
+    the top of the next) stays one paragraph when its last line is full and the next one
+    goes on in lower case.
     """
     grouped = [lines for block in blocks if (lines := _block_lines(block))]
     if not grouped:
