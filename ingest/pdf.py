@@ -11,6 +11,7 @@ ending such as 을/는/의/고); elsewhere the syllables are re-joined.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import time
 import unicodedata
@@ -33,6 +34,8 @@ _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _HYPHENATED = re.compile(r"([a-z])-\n([a-z])")
 _LIGATURES = re.compile(r"[\ufb00-\ufb06]")  # ﬁ, ﬂ, ﬀ, ...
+_ENDS_PARAGRAPH = tuple(".!?:。")
+_HANGUL_START = re.compile(r"[\uac00-\ud7a3]")
 _DAMAGE = re.compile(r"cannot load|not a stream|bad xref|object missing|syntax error", re.I)
 
 
@@ -182,40 +185,123 @@ def join_blocks(blocks: list[dict]) -> str:
     return normalise(_join_lines(blocks))
 
 
-def _join_lines(blocks: list[dict]) -> str:
-    lines: list[tuple[str, float, float]] = []  # text, x1, font size
-    for block in blocks:
-        for line in block.get("lines", []):
-            text = "".join(span["text"] for span in line["spans"]).strip()
-            if text:
-                size = max(span["size"] for span in line["spans"])
-                lines.append((text, line["bbox"][2], size))
-        if lines and lines[-1][0] != "\n":
-            lines.append(("\n", 0.0, 0.0))  # blocks always end a paragraph
-    if not lines:
-        return ""
-    right = max(x1 for _, x1, _ in lines)
-    out: list[str] = []
-    for (text, x1, size), nxt in zip(lines, [*lines[1:], ("\n", 0.0, 0.0)], strict=True):
-        if text == "\n":
-            out.append("\n")
+@dataclass
+class _Line:
+    """One visual line: its text, box and font size; `cells` > 1 for a table row."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    size: float
+    cells: int = 1
+
+
+def _block_lines(block: dict) -> list[_Line]:
+    """The block's lines, with cells that share a baseline merged into one row.
+
+    MuPDF gives a table cell per line; cells of one row overlap vertically and follow
+    each other left to right. Three or more of them (or two far apart) are a table
+    row, kept as "a | b | c"; two close pieces (a superscript split off) are one line.
+    """
+    rows: list[list[_Line]] = []
+    for line in block.get("lines", []):
+        text = "".join(span["text"] for span in line["spans"]).strip()
+        if not text:
             continue
-        out.append(text)
-        # Wrapped by the layout when the next line's first word would not have fitted
-        # in the space left on this one (ragged right edges leave gaps of a word).
-        next_word = nxt[0].split(" ", 1)[0]
-        room = (len(next_word) + 1) * 0.6 * max(size, 1.0) + 2.0 * max(size, 1.0)
-        wrapped = nxt[0] != "\n" and right - x1 < room
-        if not wrapped:
-            out.append("\n")
-        elif _CJK.match(text[-1]) and _CJK.match(nxt[0][0]):
-            if text[-1] in _WORD_FINAL_HANGUL:
-                out.append(" ")
-        elif text.endswith("-") and text[-2:-1].islower() and nxt[0][:1].islower():
-            out[-1] = text + "\n"  # let the hyphen rule below decide
-        else:
-            out.append(" ")
+        x0, y0, x1, y1 = line["bbox"]
+        size = max(span["size"] for span in line["spans"])
+        item = _Line(text, x0, y0, x1, y1, size)
+        if rows:
+            last = rows[-1][-1]
+            overlap = min(last.y1, y1) - max(last.y0, y0)
+            if overlap > 0.5 * min(last.y1 - last.y0, y1 - y0) and x0 >= last.x1 - 1.0:
+                rows[-1].append(item)
+                continue
+        rows.append([item])
+    out: list[_Line] = []
+    for row in rows:
+        if len(row) == 1:
+            out.append(row[0])
+            continue
+        size = max(c.size for c in row)
+        wide_gaps = any(b.x0 - a.x1 > 2.0 * size for a, b in itertools.pairwise(row))
+        table = len(row) >= 3 or wide_gaps
+        out.append(
+            _Line(
+                (" | " if table else " ").join(c.text for c in row),
+                row[0].x0,
+                min(c.y0 for c in row),
+                row[-1].x1,
+                max(c.y1 for c in row),
+                size,
+                len(row) if table else 1,
+            )
+        )
+    return out
+
+
+def _join_lines(blocks: list[dict]) -> str:
+    """Lines re-joined into paragraphs; table rows kept one per line.
+
+    A line was wrapped by the layout when the next line's first word would not have
+    fitted in the room left before the right edge of its own column: the block's right
+    edge (for a one-line block, the nearest edge of a multi-line block above or below it
+    that reaches past the line), not the page's, so two-column pages join their lines
+    too. A paragraph that runs on from one block to the next (the bottom of a column to
+    the top of the next) stays one paragraph when its last line is full and the next one
+    goes on in lower case.
+    """
+    grouped = [lines for block in blocks if (lines := _block_lines(block))]
+    if not grouped:
+        return ""
+    edges = [max(line.x1 for line in lines) for lines in grouped]
+    page_right = max(edges)
+    multi = [
+        (lines[0].x0, edge) for lines, edge in zip(grouped, edges, strict=True) if len(lines) > 1
+    ]
+    out: list[str] = []
+    for number, lines in enumerate(grouped):
+        right = edges[number]
+        if len(lines) == 1:
+            line = lines[0]
+            under = [edge for x0, edge in multi if x0 < line.x1 and edge >= line.x1 - 1.0]
+            right = min(under) if under else page_right
+        following = grouped[number + 1][0] if number + 1 < len(grouped) else None
+        for index, line in enumerate(lines):
+            nxt = lines[index + 1] if index + 1 < len(lines) else following
+            out.append(line.text)
+            if nxt is None or line.cells > 1 or nxt.cells > 1:
+                out.append("\n" if nxt is None or index + 1 < len(lines) else "\n\n")
+                continue
+            next_word = nxt.text.split(" ", 1)[0]
+            size = max(line.size, 1.0)
+            room = (len(next_word) + 1) * 0.6 * size + 2.0 * size
+            wrapped = right - line.x1 < room
+            if index + 1 == len(lines):
+                # Across blocks: only a full line whose sentence goes on in lower case.
+                wrapped = (
+                    wrapped
+                    and not line.text.endswith(_ENDS_PARAGRAPH)
+                    and (nxt.text[:1].islower() or bool(_HANGUL_START.match(nxt.text)))
+                )
+                if not wrapped:
+                    out.append("\n\n")
+                    continue
+            out.append(_glue(line.text, nxt.text) if wrapped else "\n")
     return "".join(out)
+
+
+def _glue(text: str, nxt: str) -> str:
+    """What goes between a wrapped line and the next (the text may be edited in place)."""
+    if _CJK.match(text[-1]) and _CJK.match(nxt[0]):
+        return " " if text[-1] in _WORD_FINAL_HANGUL else ""
+    if text.endswith("-") and text[-2:-1].isalpha() and nxt[:1].isalpha():
+        # "fine-\ntuning": the hyphen rule of `normalise` decides; "Math-\nInstruct"
+        # is a compound whose hyphen stays, with no space.
+        return "\n" if text[-2:-1].islower() and nxt[:1].islower() else ""
+    return " "
 
 
 def normalise(text: str) -> str:

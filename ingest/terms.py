@@ -75,3 +75,15 @@ def key_terms(text: str) -> set[str]:
         for t in tokenize(text)
         if t not in STOPWORDS and (len(t) > 1 or t.isdigit() or _HANGUL.match(t))
     }
+
+
+_NEUTRAL = re.compile(r"[a-z0-9][a-z0-9.]*")
+
+
+def neutral_terms(text: str) -> list[str]:
+    """The key terms written in Latin letters or digits, which other languages share.
+
+    A Korean question about an English paper names "SOLAR", "GSM8K" or "2023" as the
+    paper does; these are the only words BM25 can match across the two languages.
+    """
+    return sorted(t for t in key_terms(text) if _NEUTRAL.fullmatch(t))

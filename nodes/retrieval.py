@@ -48,13 +48,17 @@ def translate_query(state: State, runtime: Runtime[Context], chat_model=None) ->
     return {"retrieval_queries": queries, "usage": usage}
 
 
+RRF_K = 60
+"""Reciprocal rank fusion's constant (its paper's value)."""
+
+
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Top-k chunks over all queries, best score per chunk, restricted to the documents."""
     ctx = runtime.context
     index = index_for(ctx)
     pages = PageRange.parse(state.pages)
     rerank = ctx.engine == "extractive" and ctx.sentence_rerank
-    depth = ctx.k * 2 if rerank else ctx.k
+    depth = ctx.k * ctx.rerank_depth if rerank else ctx.k
     best: dict[str, Retrieved] = {}
     texts: dict[str, str] = {}
     for query in state.retrieval_queries or [state.request]:
@@ -79,7 +83,17 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             ranked = engine.rank_sentences(question, hit["chunk_id"], texts[hit["chunk_id"]])
             return max((sim for _, sim in ranked), default=hit["score"])
 
-        ranked = sorted(best.values(), key=lambda r: -sentence_score(r))[: ctx.k]
+        by_sentence = sorted(best.values(), key=lambda r: -sentence_score(r))
+        if ctx.rerank_fusion:
+            # The sentence score is sharper but misled by one sentence that shares the
+            # question's words; the chunk score sees the whole passage. Fused by rank.
+            by_chunk = sorted(best.values(), key=lambda r: -r["score"])
+            fused = {r["chunk_id"]: 0.0 for r in by_chunk}
+            for order in (by_chunk, by_sentence):
+                for rank, r in enumerate(order):
+                    fused[r["chunk_id"]] += 1.0 / (RRF_K + rank + 1)
+            by_sentence = sorted(by_chunk, key=lambda r: -fused[r["chunk_id"]])
+        ranked = by_sentence[: ctx.k]
     else:
         ranked = sorted(best.values(), key=lambda r: -r["score"])[: ctx.k]
     return {"retrieved": ranked}

@@ -140,6 +140,21 @@ class Context:
             "helps most across languages)."
         },
     )
+    rerank_depth: int = field(
+        default=2,
+        metadata={
+            "description": "extractive engine with sentence_rerank: candidates fetched per "
+            "query, as a multiple of k, before reranking."
+        },
+    )
+    rerank_fusion: bool = field(
+        default=False,
+        metadata={
+            "description": "extractive engine with sentence_rerank: order the candidates by "
+            "reciprocal rank fusion of their chunk similarity and best-sentence similarity "
+            "(False: by the sentence similarity alone)."
+        },
+    )
     engine: Engine = field(
         default="extractive",
         metadata={

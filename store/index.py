@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
+from adaptsum.ingest.terms import neutral_terms
 from adaptsum.state.context import Context
 from adaptsum.store.catalog import (
     ChunkRecord,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from adaptsum.providers.embeddings import EmbeddingsInfo
 
 # Bump when chunk boundaries change for the same settings, so indexes get rebuilt.
-SPLITTER_VERSION = "3"
+SPLITTER_VERSION = "4"
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks' or 'embeddings'."""
@@ -450,13 +451,14 @@ class DocumentIndex:
             best[cid] = max(best.get(cid, -1.0), 1.0 - float(distance))
         dense = sorted(best.items(), key=lambda kv: -kv[1])
         if self.ctx.retrieval == "hybrid":
-            # Words only match words of the same language: BM25 joins in for documents
-            # written in the query's language, dense retrieval alone serves the others.
+            # Words only match words of the same language: for documents in another
+            # language BM25 looks only for the query's script-neutral terms (names in
+            # Latin letters, numbers: "SOLAR", "GSM8K", "2024"), the words both share.
             from adaptsum.ingest.language import detect_language
 
             language = detect_language(query)
             same = {r for r, d in by_revision.items() if d.language == language}
-            ranked = self._fuse(query, dense, depth, same, pages)[:k]
+            ranked = self._fuse(query, dense, depth, same, set(by_revision) - same, pages)[:k]
         else:
             ranked = dense[:k]
         chunks = self.catalog.chunks(self.collection, [cid for cid, _ in ranked])
@@ -479,14 +481,21 @@ class DocumentIndex:
         dense: list[tuple[str, float]],
         depth: int,
         revisions: set[str],
+        other: set[str],
         pages: PageRange | None,
     ) -> list[tuple[str, float]]:
         """Reciprocal rank fusion of the dense and BM25 rankings (k=60, as in its paper).
 
+        BM25 searches `revisions` (documents in the query's language) with the whole
+        query and `other` (documents in other languages) with its script-neutral terms.
+
         Each chunk keeps its cosine similarity as its score (chunks BM25 alone found
         get theirs computed), so thresholds mean the same in both retrieval modes.
         """
-        lexical = self.lexical.search(query, depth, revisions)
+        lexical = self.lexical.search(query, depth, revisions) if revisions else []
+        if other and (neutral := neutral_terms(query)):
+            lexical += self.lexical.search(" ".join(neutral), depth, other)
+            lexical.sort(key=lambda hit: -hit[1])
         if pages is not None:
             spans = self.catalog.chunks(self.collection, [cid for cid, _ in lexical])
             lexical = [
