@@ -122,6 +122,8 @@ def run(
                 "answerable": q.answerable,
                 "route": out["route"],
                 "route_reason": out.get("route_reason", ""),
+                "request_reason": state.get("request_reason", ""),
+                "answer": out["answer"],
                 "refused": refused,
                 "hit_at_1": bool(hits[:1] and hits[0]),
                 "hit_at_5": any(hits[:5]),
@@ -139,6 +141,7 @@ def run(
                 ),
                 "seconds": seconds,
                 "tokens": out.get("usage", {}).get("total_tokens", 0),
+                "calls": out.get("usage", {}).get("calls", 0),
             }
         )
         if progress is not None:

