@@ -208,7 +208,22 @@ def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_p50_s": round(seconds[len(seconds) // 2], 3),
         "latency_p95_s": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.95))], 3),
         "tokens": sum(r["tokens"] for r in rows),
+        # What a weak model's run needs to show (all zero with the extractive engine):
+        "answered_uncited": sum(1 for r in rows if not r["refused"] and not r.get("cited_pages")),
+        "fallbacks": sum(1 for r in rows if _fell_back(r)),
+        "pages_added": sum(
+            1 for r in rows if "cited no evidence page" in r.get("route_reason", "")
+        ),
     }
+
+
+_FALLBACK_MARKS = ("unusable", "rule used", "keyword rule", "was cut")
+"""Notes the llm engine leaves when it replaced or cut a model reply (classify, grade, answer)."""
+
+
+def _fell_back(row: dict[str, Any]) -> bool:
+    reasons = f"{row.get('request_reason', '')} {row.get('route_reason', '')}"
+    return any(mark in reasons for mark in _FALLBACK_MARKS)
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -225,6 +240,8 @@ def format_table(result: dict[str, Any]) -> str:
         ("latency_p50_s", "p50 s"),
         ("latency_p95_s", "p95 s"),
         ("tokens", "tokens"),
+        ("answered_uncited", "uncited"),
+        ("fallbacks", "fallbacks"),
     ]
     lines = ["group".ljust(14) + "".join(label.rjust(14) for _, label in columns)]
     for group, metrics in result["summary"].items():
