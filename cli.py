@@ -524,6 +524,12 @@ def _run_graph(
     tokens = (
         f", {usage.get('total_tokens', 0)} tokens in {usage.get('calls', 0)} calls" if usage else ""
     )
+    if usage.get("abandoned_calls"):
+        tokens += (
+            f" ({usage['abandoned_calls']} abandoned before their reply: "
+            f"~{usage.get('abandoned_input_tokens', 0)} prompt tokens sent, up to "
+            f"{usage.get('abandoned_max_tokens', 0)} generated tokens not reported)"
+        )
     print(
         f"\nroute: {result.get('route', '')} ({result.get('route_reason', '')})\n"
         f"engine {ctx.engine}{tokens}, {seconds:.2f} s, thread {thread} "

@@ -122,6 +122,8 @@ def run(
                 "answerable": q.answerable,
                 "route": out["route"],
                 "route_reason": out.get("route_reason", ""),
+                "request_reason": state.get("request_reason", ""),
+                "answer": out["answer"],
                 "refused": refused,
                 "hit_at_1": bool(hits[:1] and hits[0]),
                 "hit_at_5": any(hits[:5]),
@@ -139,6 +141,7 @@ def run(
                 ),
                 "seconds": seconds,
                 "tokens": out.get("usage", {}).get("total_tokens", 0),
+                "calls": out.get("usage", {}).get("calls", 0),
             }
         )
         if progress is not None:
@@ -205,7 +208,22 @@ def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_p50_s": round(seconds[len(seconds) // 2], 3),
         "latency_p95_s": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.95))], 3),
         "tokens": sum(r["tokens"] for r in rows),
+        # What a weak model's run needs to show (all zero with the extractive engine):
+        "answered_uncited": sum(1 for r in rows if not r["refused"] and not r.get("cited_pages")),
+        "fallbacks": sum(1 for r in rows if _fell_back(r)),
+        "pages_added": sum(
+            1 for r in rows if "cited no evidence page" in r.get("route_reason", "")
+        ),
     }
+
+
+_FALLBACK_MARKS = ("unusable", "rule used", "keyword rule", "was cut")
+"""Notes the llm engine leaves when it replaced or cut a model reply (classify, grade, answer)."""
+
+
+def _fell_back(row: dict[str, Any]) -> bool:
+    reasons = f"{row.get('request_reason', '')} {row.get('route_reason', '')}"
+    return any(mark in reasons for mark in _FALLBACK_MARKS)
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -222,6 +240,8 @@ def format_table(result: dict[str, Any]) -> str:
         ("latency_p50_s", "p50 s"),
         ("latency_p95_s", "p95 s"),
         ("tokens", "tokens"),
+        ("answered_uncited", "uncited"),
+        ("fallbacks", "fallbacks"),
     ]
     lines = ["group".ljust(14) + "".join(label.rjust(14) for _, label in columns)]
     for group, metrics in result["summary"].items():

@@ -8,17 +8,24 @@ install of tests/llm_server.py (built on first use). For an ask in Korean and in
 English and for each summary strategy it prints, per step (graph node), the model
 calls, tokens and seconds; the number of sequential model round trips (calls that
 overlap in time count once); the wall time; and the server's own tokens per second.
+
+Calls and round trips are counted twice: from LangChain's callbacks (per step), and at
+a counting HTTP proxy between adaptsum and the server, which sees every request that
+reaches the server whatever adaptsum's own counters say (the `srv` columns).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -80,8 +87,66 @@ def round_trips(calls: list[dict[str, Any]]) -> tuple[int, float]:
     return len(merged), sum(end - start for start, end in merged)
 
 
-def run_case(ctx: Context, name: str, request: str, pdf: Path, **inputs) -> dict[str, Any]:
+@contextlib.contextmanager
+def counting_proxy(upstream: str) -> Iterator[tuple[str, list[dict[str, float]]]]:
+    """A pass-through HTTP proxy to `upstream` (a base URL) that logs each POST's span.
+
+    Yields its own base URL and the list it appends `{"start", "end"}` to. Replies,
+    streamed ones included, are copied through as they arrive.
+    """
+    host, _, rest = upstream.split("://", 1)[1].partition("/")
+    upstream_host, _, upstream_port = host.partition(":")
+    prefix = "/" + rest.rstrip("/")
+    spans: list[dict[str, float]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:
+            started = time.monotonic()
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            path = prefix + self.path.removeprefix("/v1") if prefix != "/v1" else self.path
+            conn = http.client.HTTPConnection(upstream_host, int(upstream_port or 80), timeout=3600)
+            try:
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in {"content-type", "authorization", "accept"}
+                }
+                conn.request("POST", path, body, headers)
+                reply = conn.getresponse()
+                self.send_response(reply.status)
+                for key, value in reply.getheaders():
+                    if key.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                        self.send_header(key, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                while chunk := reply.read1(65536):
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client gave up (an abandoned call): the span still counts
+            finally:
+                conn.close()
+                with lock:
+                    spans.append({"start": started, "end": time.monotonic()})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", spans
+    finally:
+        server.shutdown()
+
+
+def run_case(
+    ctx: Context, name: str, request: str, pdf: Path, spans: list[dict[str, float]], **inputs
+) -> dict[str, Any]:
     recorder = CallRecorder()
+    seen = len(spans)
     graph = build_graph(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": name}, "callbacks": [recorder]}
     started = time.monotonic()
@@ -89,6 +154,8 @@ def run_case(ctx: Context, name: str, request: str, pdf: Path, **inputs) -> dict
     wall = time.monotonic() - started
     state = graph.get_state(config).values
     trips, model_seconds = round_trips(recorder.calls)
+    at_server = spans[seen:]
+    server_trips, _ = round_trips(at_server)
     steps: dict[str, list[int | float]] = defaultdict(lambda: [0, 0, 0, 0.0])
     for c in recorder.calls:
         step = steps[c["node"]]
@@ -102,6 +169,8 @@ def run_case(ctx: Context, name: str, request: str, pdf: Path, **inputs) -> dict
         "route": state.get("route", ""),
         "calls": len(recorder.calls),
         "round_trips": trips,
+        "server_calls": len(at_server),
+        "server_trips": server_trips,
         "input": sum(c["input"] for c in recorder.calls),
         "output": sum(c["output"] for c in recorder.calls),
         "usage_calls": usage.get("calls", 0),
@@ -115,12 +184,13 @@ def run_case(ctx: Context, name: str, request: str, pdf: Path, **inputs) -> dict
 
 def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
     print(
-        f"\n{'case':24} {'route':9} {'calls':>5} {'trips':>5} {'in tok':>7} {'out tok':>7} "
-        f"{'model s':>8} {'wall s':>7} {'cites':>5}"
+        f"\n{'case':12} {'route':9} {'calls':>5} {'trips':>5} {'srv calls':>9} "
+        f"{'srv trips':>9} {'in tok':>7} {'out tok':>7} {'model s':>8} {'wall s':>7} {'cites':>5}"
     )
     for r in rows:
         print(
-            f"{r['case']:24} {r['route']:9} {r['calls']:5d} {r['round_trips']:5d} "
+            f"{r['case']:12} {r['route']:9} {r['calls']:5d} {r['round_trips']:5d} "
+            f"{r['server_calls']:9d} {r['server_trips']:9d} "
             f"{r['input']:7d} {r['output']:7d} {r['model_s']:8.1f} {r['wall']:7.1f} "
             f"{r['cited']:5d}"
         )
@@ -130,7 +200,7 @@ def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
             f"{node} {n}/{i}/{o}/{s:.1f}"
             for node, (n, i, o, s) in sorted(r["steps"].items(), key=lambda kv: -kv[1][3])
         ]
-        print(f"  {r['case']:22} {'; '.join(parts)}")
+        print(f"  {r['case']:10} {'; '.join(parts)}")
     for r in rows:
         if r["usage_calls"] != r["calls"]:
             print(f"  ! {r['case']}: usage counted {r['usage_calls']} calls, recorded {r['calls']}")
@@ -147,6 +217,8 @@ def main() -> int:
     parser.add_argument("--pdf", type=Path, default=DEFAULT_PDF)
     parser.add_argument("--base-url", help="an OpenAI-compatible server (default: start one)")
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--ask-ko", default="Qwen3는 몇 개의 언어와 방언을 지원하나요?")
+    parser.add_argument("--ask-en", default="How many languages and dialects does Qwen3 support?")
     parser.add_argument(
         "--cases",
         default="ask-ko,ask-en,stuff,map_reduce,refine",
@@ -167,17 +239,19 @@ def main() -> int:
             server = stack.enter_context(start_llama_server(ctx_size=32768))
             base_url, model = server.base_url, server.model
         data = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-llm-"))
+        proxy_url, spans = stack.enter_context(counting_proxy(base_url))
         ctx = Context(
             data_dir=data,
             engine="llm",
             chat_model=f"openai:{model}",
-            chat_base_url=base_url,
-            request_timeout=300,
+            chat_base_url=proxy_url,
+            request_timeout=900,
+            concurrency=server.parallel,
         )
         DocumentIndex(ctx).index_file(args.pdf)
         cases = {
-            "ask-ko": ("Qwen3는 몇 개의 언어와 방언을 지원하나요?", {}),
-            "ask-en": ("How many languages and dialects does Qwen3 support?", {}),
+            "ask-ko": (args.ask_ko, {}),
+            "ask-en": (args.ask_en, {}),
             "stuff": ("Summarize this document.", {"mode": "summarize", "strategy": "stuff"}),
             "map_reduce": (
                 "Summarize this document.",
@@ -188,7 +262,7 @@ def main() -> int:
         rows = []
         for name in args.cases.split(","):
             request, inputs = cases[name]
-            rows.append(run_case(ctx, name, request, args.pdf, **inputs))
+            rows.append(run_case(ctx, name, request, args.pdf, spans, **inputs))
             print(f"{name}: {rows[-1]['wall']:.1f} s, route {rows[-1]['route']}", file=sys.stderr)
         print(f"\n{args.pdf.name} on {model} at {base_url}")
         try:

@@ -33,6 +33,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from adaptsum.nodes.answer import answer, refuse
+from adaptsum.nodes.attempts import counting_attempts
 from adaptsum.nodes.budget import pausable
 from adaptsum.nodes.classify import classify_request
 from adaptsum.nodes.grading import decide_route, grade_chunk, grade_passages
@@ -77,9 +78,11 @@ def build_graph(
     """
 
     def with_model(node, chat_model, stop_note: str | None = None):
-        """The node with the model bound; with `stop_note`, it pauses at the token budget."""
+        """The node with its model, counting every attempt; `stop_note` adds budget pauses."""
         bound = partial(node, chat_model=chat_model)
-        return bound if stop_note is None else pausable(bound, stop_note=stop_note)
+        return counting_attempts(
+            bound if stop_note is None else pausable(bound, stop_note=stop_note)
+        )
 
     no_answer, no_summary = "No answer was written.", "No summary was written."
     builder = StateGraph(

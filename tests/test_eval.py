@@ -53,8 +53,10 @@ def test_evidence_is_verbatim_in_the_corpus(corpus: list[Path]) -> None:
 
 
 def test_metrics_from_known_rows() -> None:
-    def row(lang, answerable, hits, refused, cited=(), cross=False):
+    def row(lang, answerable, hits, refused, cited=(), cross=False, reason=""):
         return {
+            "cited_pages": [1] * len(cited),
+            "route_reason": reason,
             "lang": lang,
             "cross_lingual": cross,
             "answerable": answerable,
@@ -70,10 +72,17 @@ def test_metrics_from_known_rows() -> None:
 
     rows = [
         row("ko", True, [True, False], False, cited=[1, 1]),
-        row("ko", True, [False, True], False, cited=[1, 0]),
+        row(
+            "ko",
+            True,
+            [False, True],
+            False,
+            cited=[1, 0],
+            reason="2 of 3 relevant; the model cited no evidence page; added [p. 1]",
+        ),
         row("en", True, [False, False], True, cross=True),
         row("en", False, [False, False], True),
-        row("ko", False, [False, False], False),
+        row("ko", False, [False, False], False, reason="grader output unusable; rule used"),
     ]
     summary = summarize(rows)
     overall = summary["overall"]
@@ -84,6 +93,9 @@ def test_metrics_from_known_rows() -> None:
     )
     assert overall["citation_precision"] == 0.75
     assert summary["cross-lingual"]["questions"] == 1 and summary["ko"]["questions"] == 3
+    # the llm engine's health: an answer without citations, a fallback, pages added
+    assert overall["answered_uncited"] == 1 and overall["fallbacks"] == 1
+    assert overall["pages_added"] == 1
 
 
 def test_harness_on_the_samples(tmp_path: Path) -> None:

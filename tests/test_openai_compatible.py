@@ -66,6 +66,31 @@ def test_graph_over_http(samples_index: DocumentIndex, structured: str) -> None:
         assert all("response_format" not in r for r in grade_requests)
 
 
+def test_abandoned_attempts_are_counted(samples_index: DocumentIndex) -> None:
+    """A call given up on timeout is counted (with its prompt and cap), then retried."""
+    script = Script(answer=lambda evidence: "한글날은 10월 9일입니다 [p. 1].")
+    # The first request (the batch grade) is slower than request_timeout: abandoned.
+    with openai_stub(script, delay=lambda n: 4.0 if n == 0 else 0.0) as (base_url, _, requests):
+        ctx = Context(
+            data_dir=samples_index.ctx.data_dir,
+            engine="llm",
+            chat_model="openai:m",
+            chat_base_url=base_url,
+            request_timeout=1.5,
+        )
+        out = build_graph().invoke(
+            {"request": "한글날은 언제인가요?", "documents": ["hangul-ko.pdf"]}, context=ctx
+        )
+    usage = out["usage"]
+    assert out["route"] == "answer"
+    assert len(requests) == 3  # grade (abandoned), grade again, answer
+    assert usage["calls"] == 3 and usage["abandoned_calls"] == 1
+    cap = requests[0].get("max_completion_tokens", requests[0].get("max_tokens"))
+    assert usage["abandoned_max_tokens"] == cap
+    assert usage["abandoned_input_tokens"] > 50  # the grading prompt holds the passages
+    assert usage["output_tokens"] == 20 * 2  # what the server reported, for the 2 replies
+
+
 def test_cli_streams_the_answer(tmp_path: Path) -> None:
     script = Script(answer=lambda evidence: "한글날은 매년 10월 9일입니다 [p. 1].")
     with openai_stub(script) as (base_url, _, requests):

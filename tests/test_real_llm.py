@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,8 @@ def llm_ctx(llm_server, tmp_path_factory: pytest.TempPathFactory) -> Context:
         chat_model=llm_server.chat_model,
         chat_base_url=llm_server.base_url,
         k=3,
-        request_timeout=120,
-        run_deadline=600,
+        request_timeout=300,  # generous: CI machines are often loaded (SmolLM2 ran 3-68 tok/s)
+        run_deadline=1200,
         summary_paragraphs=2,
         summary_sentences="2",
         map_paragraphs="1",
@@ -53,9 +54,33 @@ def llm_ctx(llm_server, tmp_path_factory: pytest.TempPathFactory) -> Context:
 
 
 def _served(llm_server) -> tuple[int, int]:
-    """Tokens the server has predicted and prompt tokens it has processed, so far."""
+    """Tokens the server has predicted and prompt tokens it has processed, so far.
+
+    Read once the server is idle: a request whose client gave up (a call abandoned on
+    timeout) is cancelled by llama-server a moment later, and counted in /metrics then.
+    """
+    deadline = time.monotonic() + 60
     metrics = llm_server.metrics()
+    while metrics.get("requests_processing", 0) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        metrics = llm_server.metrics()
     return int(metrics["tokens_predicted_total"]), int(metrics["prompt_tokens_total"])
+
+
+def _check_usage(usage: dict, predicted: int) -> None:
+    """adaptsum's usage against the tokens the server says it generated (`predicted`).
+
+    Every reply that arrived is counted exactly as the server reported it. A call given
+    up on timeout (a loaded machine) has no reply, so the server's tokens for it are
+    not known to the client: it is counted in `abandoned_calls`, and the server cannot
+    have generated more for it than its `max_tokens` cap. With none abandoned, the two
+    counts must be equal.
+    """
+    unreported = predicted - usage["output_tokens"]
+    if not usage.get("abandoned_calls"):
+        assert unreported == 0, (usage, predicted)
+    else:
+        assert 0 <= unreported <= usage["abandoned_max_tokens"], (usage, predicted)
 
 
 def _run(ctx: Context, request: str, documents: list[str], thread: str = "t", **inputs):
@@ -104,8 +129,7 @@ def test_ask_en_streams_the_answer_once_and_counts_server_usage(llm_server, llm_
     # Only the answer reaches the messages stream, and it adds up to the final answer.
     assert nodes <= {"answer", "refuse"}
     assert streamed.strip() == state["answer"].strip()
-    usage = state["usage"]
-    assert usage["output_tokens"] == predicted - before[0]  # every call counted, exactly
+    _check_usage(state["usage"], predicted - before[0])  # every call counted
 
 
 def test_ask_ko_on_an_english_document_translates(llm_server, llm_ctx) -> None:
@@ -117,7 +141,7 @@ def test_ask_ko_on_an_english_document_translates(llm_server, llm_ctx) -> None:
     _check_answer(state)
     assert state["question_language"] == "ko"
     assert len(state["retrieval_queries"]) >= 1
-    assert state["usage"]["output_tokens"] == predicted - before[0]
+    _check_usage(state["usage"], predicted - before[0])
     if state["route"] == "answer":
         assert streamed.strip() == state["answer"].strip()
 
@@ -180,7 +204,7 @@ def test_summaries(llm_server, llm_ctx, strategy: str, extra: dict) -> None:
         assert pages and all(1 <= p <= 2 for p in pages), paragraph
     if "adaptsum added" in state["route_reason"]:
         assert "summary checks" in state["route_reason"]
-    assert state["usage"]["output_tokens"] == predicted - before[0]
+    _check_usage(state["usage"], predicted - before[0])
     assert streamed.strip() == state["answer"].strip()  # the final summary, once
     assert nodes <= {"stuff_summary", "reduce_summary", "finish_refine"}
     if strategy == "map_reduce":

@@ -1,0 +1,64 @@
+"""Usage of failed node attempts: every model call is counted, also one that was abandoned.
+
+A node that calls the model runs under `MODEL_RETRY`. When an attempt fails (a call
+timed out, a reply could not be parsed, the connection dropped), LangGraph discards
+its return value and runs the node again, so the tokens that attempt spent would be
+lost from the run's usage. `counting_attempts` wraps such a node: each attempt runs
+inside an attempt ledger (`providers.chat.attempt_ledger`) that sees every call, a
+failed attempt's ledger is kept under the task's id, and the attempt that succeeds
+reports its own calls plus those of the attempts before it.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from langgraph.errors import GraphBubbleUp
+from langgraph.runtime import Runtime
+
+from adaptsum.providers.chat import attempt_ledger, total_usage
+from adaptsum.state.graph_state import Usage, add_usage
+
+_failed: dict[str, Usage] = {}
+_lock = threading.Lock()
+_MAX_KEPT = 1000
+"""Failed attempts of tasks that never succeeded (the run failed) are dropped past this."""
+
+
+def _task_key(runtime: Runtime) -> str | None:
+    info = getattr(runtime, "execution_info", None)
+    return getattr(info, "task_id", None) if info is not None else None
+
+
+def counting_attempts(node: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
+    """`node` with `bound` keyword arguments, its usage counting every attempt's calls."""
+    inner = partial(node, **bound) if bound else node
+
+    @functools.wraps(node)
+    def run(state: Any, runtime: Runtime) -> Any:
+        key = _task_key(runtime)
+        with attempt_ledger() as ledger:
+            try:
+                update = inner(state, runtime)
+            except GraphBubbleUp:  # an interrupt: the node runs again from scratch on resume
+                raise
+            except BaseException:
+                if key is not None and ledger:
+                    with _lock:
+                        if len(_failed) > _MAX_KEPT:
+                            _failed.clear()
+                        _failed[key] = add_usage(_failed.get(key, {}), total_usage(ledger))
+                raise
+        with _lock:
+            earlier = _failed.pop(key, {}) if key is not None else {}
+        if isinstance(update, dict) and (ledger or earlier):
+            # The ledger saw every call of this attempt, also those the node's own result
+            # left out (an abandoned call it recovered from); it replaces the node's count.
+            update = {**update, "usage": add_usage(earlier, total_usage(ledger))}
+        return update
+
+    return run
