@@ -299,7 +299,9 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
     document = index.resolve([chunk.doc_id])[0]
     key = _level_key(0, task["order"])
     digest = hashlib.sha256(chunk.text.encode()).hexdigest()
-    settings = f"{ctx.map_paragraphs}|{ctx.map_sentences}|{prompts.PROMPT_VERSION}"
+    settings = (
+        f"{ctx.map_paragraphs}|{ctx.map_sentences}|{ctx.map_max_tokens}|{prompts.PROMPT_VERSION}"
+    )
     cache_key = f"{digest}|{settings}|{task['focus']}|{_model_id(ctx, chat_model)}"
     use_cache = ctx.engine == "llm" and ctx.map_cache
     cached = index.catalog.cached_map(cache_key) if use_cache else None
