@@ -202,11 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
                 message = {"error": {"message": f"injected {status}", "type": "injected"}}
                 self._send(status, extra, json.dumps(message).encode())
                 return
-            if proxy.max_tokens_cap and body.get("max_tokens"):
-                body["max_tokens"] = min(int(body["max_tokens"]), proxy.max_tokens_cap)
-            if fault is not None and fault.kind == "malformed":
-                body["max_tokens"] = 1  # its content is replaced anyway
-                body["stream"] = False
+            for key in ("max_tokens", "max_completion_tokens"):  # langchain-openai sends the latter
+                if proxy.max_tokens_cap and body.get(key):
+                    body[key] = min(int(body[key]), proxy.max_tokens_cap)
+                if fault is not None and fault.kind == "malformed" and body.get(key):
+                    body[key] = 1  # its content is replaced anyway
             if fault is not None and fault.kind == "delay" and proxy._stop.wait(fault.seconds):
                 return
             upstream_status, headers, reply = self._relay("POST", json.dumps(body).encode())
