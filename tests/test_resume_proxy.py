@@ -93,14 +93,20 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _kill_and_resume(
-    tmp_path: Path, llm_server, strategy: str, steps: set[str], kill_after: int, env: dict
+    tmp_path: Path,
+    llm_server,
+    strategy: str,
+    steps: set[str],
+    kill_after: int,
+    env: dict,
+    pages: int = 8,
 ) -> tuple[FaultProxy, set[frozenset[int]], list, dict, int]:
     """Run, SIGKILL once `kill_after` calls of `steps` were answered, resume on the thread.
 
     Returns the proxy, the chunks answered before the kill, the calls made by the
     resumed run, its JSON output, and the calls in flight at the kill.
     """
-    pdf = survey_pdf(tmp_path / "survey.pdf", 8)
+    pdf = survey_pdf(tmp_path / "survey.pdf", pages)
     data = tmp_path / "data"
     index = subprocess.run(
         [EXE, "index", str(pdf), "--chunk-size", "48", "--chunk-overlap", "0"]
@@ -144,13 +150,12 @@ def _kill_and_resume(
     return proxy, before, after, json.loads(resumed.stdout), in_flight
 
 
-def _shape_ok(out: dict) -> None:
-    """The structure a clean run gives: one paragraph ending in a citation of a real page."""
+def _shape_ok(out: dict, pages: int) -> None:
+    """The structure a clean run gives: one paragraph, citing pages the PDF has."""
     paragraphs = paragraphs_of(out["answer"])
     assert len(paragraphs) == 1, out["answer"]
-    pages = cited_pages(paragraphs[0])
-    assert pages and all(1 <= p <= 8 for p in pages), out["answer"]
-    assert out["citations"]
+    assert cited_pages(paragraphs[0]), out["answer"]
+    assert out["citations"] and all(1 <= c["page"] <= pages for c in out["citations"])
 
 
 @pytest.mark.real_llm
@@ -174,19 +179,19 @@ def test_kill_9_mid_map_resumes_with_no_new_calls_for_finished_chunks(
     assert len(repeated) <= CONCURRENCY, (len(repeated), in_flight)
     assert len(again) == chunks - len(before) + len(repeated)
     assert len(before | {_stations(c.user) for c in again}) == chunks
-    _shape_ok(out)
+    _shape_ok(out, 8)
 
 
 @pytest.mark.real_llm
 def test_kill_9_mid_refine_resumes_at_the_next_chunk(llm_server, tmp_path: Path) -> None:
     _, before, after, out, in_flight = _kill_and_resume(
-        tmp_path, llm_server, "refine", {"stuff", "refine"}, 2, _env()
+        tmp_path, llm_server, "refine", {"stuff", "refine"}, 2, _env(), pages=4
     )
     again = [c for c in after if c.step in ("stuff", "refine")]
     repeated = [c for c in again if _stations(c.user) in before]
     assert len(repeated) <= 1  # refine is sequential: one call at a time
     assert len(again) == out["summary_plan"]["chunks"] - len(before) + len(repeated)
-    _shape_ok(out)
+    _shape_ok(out, 4)
 
 
 def _interrupt(command: list[str], env: dict, ready) -> tuple[int, list[str], float]:
