@@ -19,6 +19,8 @@ from adaptsum.store.index import DocumentIndex
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
+    from adaptsum.nodes.retry import Deadline
+
 _lock = threading.Lock()
 _indexes: dict[tuple, DocumentIndex] = {}
 _models: dict[tuple, BaseChatModel] = {}
@@ -87,11 +89,11 @@ def chat_model_for(ctx: Context) -> BaseChatModel:
 
 
 def engine_for(
-    ctx: Context, chat_model: BaseChatModel | None = None, deadline: float | None = None
+    ctx: Context, chat_model: BaseChatModel | None = None, deadline: Deadline | None = None
 ) -> Engine:
     """The engine the context selects; `chat_model` overrides the configured one.
 
-    `deadline` (monotonic seconds) bounds the llm engine's calls: the run's deadline.
+    `deadline` (the run's clock, see `nodes.retry.run_deadline`) bounds the llm engine's calls.
     """
     resources = resources_for(ctx)
     if ctx.engine == "llm":

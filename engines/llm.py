@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
@@ -33,6 +33,9 @@ from adaptsum.engines.language import REFUSAL, language_name, phrase
 from adaptsum.providers.chat import Reply, call, length_error_reply
 from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, add_usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
+
+if TYPE_CHECKING:
+    from adaptsum.nodes.retry import Deadline
 
 Schema = TypeVar("Schema", bound=BaseModel)
 _CITATION = re.compile(r"\[p\.\s*(\d+)\]")
@@ -125,7 +128,7 @@ class LLMEngine:
         self,
         resources: Resources,
         model: BaseChatModel,
-        deadline: float | None = None,
+        deadline: Deadline | None = None,
         stream_answer: bool = True,
     ) -> None:
         self.resources = resources
@@ -316,8 +319,8 @@ class LLMEngine:
             prompts.GRADE_USER.format(
                 question=question,
                 pages=_pages(chunk),
-                title=document.title,
-                passage=chunk.text,
+                title=prompts.defuse(document.title),
+                passage=prompts.as_data(chunk.text),
             ),
             "grade",
         )
@@ -342,8 +345,8 @@ class LLMEngine:
             prompts.BATCH_PASSAGE.format(
                 n=i + 1,
                 pages=_pages(chunks[h["chunk_id"]]),
-                title=documents[h["doc_id"]].title,
-                passage=chunks[h["chunk_id"]].text,
+                title=prompts.defuse(documents[h["doc_id"]].title),
+                passage=prompts.as_data(chunks[h["chunk_id"]].text),
             )
             for i, h in enumerate(hits)
         )
@@ -457,7 +460,9 @@ class LLMEngine:
             )
             lines.append(f"[p. {grade['evidence_page']}] ({title}, {span}) {grade['evidence']}")
         system = prompts.ANSWER_SYSTEM.format(language=language_name(language), refusal=refusal)
-        user = prompts.ANSWER_USER.format(question=question, evidence="\n".join(lines))
+        user = prompts.ANSWER_USER.format(
+            question=question, evidence=prompts.as_data("\n".join(lines))
+        )
         sources = " ".join(
             [question]
             + [g["evidence"] for g in evidence]

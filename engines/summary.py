@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
@@ -26,6 +27,9 @@ from adaptsum.providers.tokens import count_tokens
 from adaptsum.state.context import Context, parse_range
 from adaptsum.state.graph_state import Citation, Partial, Usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
+
+if TYPE_CHECKING:
+    from adaptsum.nodes.retry import Deadline
 
 _CITATION = re.compile(r"\[p\.\s*(\d+)(?:\s*[-–]\s*\d+)?\]")
 TOKENS_PER_SENTENCE = 28
@@ -111,7 +115,7 @@ class LLMSummarizer:
     """Summary steps written by a chat model."""
 
     def __init__(
-        self, resources: Resources, model: BaseChatModel, deadline: float | None = None
+        self, resources: Resources, model: BaseChatModel, deadline: Deadline | None = None
     ) -> None:
         self.ctx = resources.ctx
         self.model = model
@@ -173,7 +177,11 @@ class LLMSummarizer:
             language=language_name(document.language),
             focus=self._focus(focus),
         )
-        return system, marked_text(chunk, document), self._limit(self.map_output_tokens())
+        return (
+            system,
+            prompts.as_data(marked_text(chunk, document)),
+            self.map_max_tokens(),
+        )
 
     def collapse(
         self, partials: list[Partial], language: str, focus: str, key: str
@@ -191,7 +199,11 @@ class LLMSummarizer:
         system = prompts.COLLAPSE_SYSTEM.format(
             words=words, language=language_name(language), focus=self._focus(focus)
         )
-        return system, "\n\n".join(p["text"] for p in partials), self._limit(words * 2)
+        return (
+            system,
+            prompts.as_data("\n\n".join(p["text"] for p in partials)),
+            self._limit(words * 2),
+        )
 
     def reduce(
         self, partials: list[Partial], shape: Shape, focus: str, attempt: int = 0
@@ -202,7 +214,7 @@ class LLMSummarizer:
             system += prompts.SUMMARY_REDO
         return self._call(
             system,
-            "\n\n".join(p["text"] for p in partials),
+            prompts.as_data("\n\n".join(p["text"] for p in partials)),
             self._limit(shape.output_tokens()),
             attempt=attempt,
         )
@@ -232,7 +244,7 @@ class LLMSummarizer:
             system += prompts.SUMMARY_REDO
         return self._call(
             system,
-            "\n\n".join(marked_text(c, document) for c in chunks),
+            prompts.as_data("\n\n".join(marked_text(c, document) for c in chunks)),
             self._limit(shape.output_tokens()),
             attempt=attempt,
         )
@@ -250,13 +262,15 @@ class LLMSummarizer:
         if summary is None:
             system = prompts.STUFF_SYSTEM.format(**shape.prompt_fields(), focus=self._focus(focus))
             text, usage = self._call(
-                system, marked_text(chunk, document), self._limit(shape.output_tokens())
+                system,
+                prompts.as_data(marked_text(chunk, document)),
+                self._limit(shape.output_tokens()),
             )
         else:
             system = prompts.REFINE_SYSTEM.format(**shape.prompt_fields(), focus=self._focus(focus))
             user = (
-                f"Summary so far:\n{summary['text']}\n\n"
-                f"Next passage:\n{marked_text(chunk, document)}"
+                f"Summary so far:\n{prompts.as_data(summary['text'])}\n\n"
+                f"Next passage:\n{prompts.as_data(marked_text(chunk, document))}"
             )
             text, usage = self._call(system, user, self._limit(shape.output_tokens()))
         return _partial(key, text, fallback_pages=[chunk.page_start]), usage
@@ -267,6 +281,10 @@ class LLMSummarizer:
         low, high = parse_range(self.ctx.map_paragraphs, "map_paragraphs")
         out = (low + high) / 2 * self.ctx.map_sentences * TOKENS_PER_SENTENCE
         return int(_map_prompt_tokens() + chunk.tokens * 1.02 + out)
+
+    def map_max_tokens(self) -> int:
+        """The output cap of one map call: `map_max_tokens`, or room for the expected output."""
+        return self.ctx.map_max_tokens or self._limit(self.map_output_tokens())
 
     def map_output_tokens(self) -> int:
         """Expected tokens of one map result."""

@@ -1,4 +1,10 @@
-"""Grade each retrieved chunk in parallel, then decide the route and say why."""
+"""Grade each retrieved chunk in parallel, then decide the route and say why.
+
+A grader whose model keeps failing (server errors, timeouts, dropped connections
+through every retry) does not fail the run: on the node's last attempt its chunks
+count as not relevant and the reason says what failed, so the route is decided and
+explained instead of the run ending in an error.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,12 @@ from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
 from adaptsum.nodes.budget import STOPPED
-from adaptsum.nodes.retry import run_deadline
+from adaptsum.nodes.concurrency import work_slot
+from adaptsum.nodes.retry import MAX_ATTEMPTS, last_attempt, retryable, run_deadline
 from adaptsum.providers.budget import TokenBudgetExceeded
 from adaptsum.state.context import Context
-from adaptsum.state.graph_state import GradeTask, State
+from adaptsum.state.graph_state import Grade, GradeTask, Retrieved, State
+from adaptsum.store.catalog import ChunkRecord
 
 
 def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -35,9 +43,10 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
     from adaptsum.engines.llm import StructuredOutputFailed
 
     try:
-        grade, usage = engine.grade(
-            task["question"], task["question_language"], task["chunk"], chunk, document
-        )
+        with work_slot(runtime, ctx.concurrency):
+            grade, usage = engine.grade(
+                task["question"], task["question_language"], task["chunk"], chunk, document
+            )
     except TokenBudgetExceeded as exc:  # parallel graders must not each pause: use the rule
         from adaptsum.engines.extractive import ExtractiveEngine
 
@@ -53,7 +62,30 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
         )
         usage = exc.usage
         grade["reason"] = f"grader failed ({exc}); similarity rule: {grade['reason']}"
+    except Exception as exc:
+        if not (last_attempt(runtime) and retryable(exc)):
+            raise  # retried by MODEL_RETRY, or final (deadline, Ctrl-C, a rejected request)
+        grade = not_relevant(task["chunk"], chunk, exc)
+        usage = {}
     return {"grades": {grade["chunk_id"]: grade}, "usage": usage}
+
+
+def not_relevant(hit: Retrieved, chunk: ChunkRecord, exc: Exception) -> Grade:
+    """The grade of a chunk whose grader kept failing: not relevant, and why."""
+    detail = " ".join(str(exc).split())[:160]
+    return Grade(
+        chunk_id=chunk.chunk_id,
+        doc_id=chunk.doc_id,
+        page_start=chunk.page_start,
+        page_end=chunk.page_end,
+        score=hit["score"],
+        relevance=0,
+        relevant=False,
+        evidence="",
+        evidence_page=chunk.page_start,
+        reason=f"grader failed after {MAX_ATTEMPTS} attempts "
+        f"({type(exc).__name__}: {detail}); counted not relevant",
+    )
 
 
 def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -65,9 +97,15 @@ def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> 
     documents = {d.doc_id: d for d in index.resolve(sorted({h["doc_id"] for h in hits}))}
     engine = engine_for(ctx, chat_model, run_deadline(runtime))
     question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
-    grades, usage, note = engine.grade_batch(
-        question, state.question_language, hits, chunks, documents
-    )
+    try:
+        grades, usage, note = engine.grade_batch(
+            question, state.question_language, hits, chunks, documents
+        )
+    except Exception as exc:
+        if not (last_attempt(runtime) and retryable(exc)):
+            raise  # retried by MODEL_RETRY, or final (deadline, Ctrl-C, a rejected request)
+        grades = [not_relevant(h, chunks[h["chunk_id"]], exc) for h in hits]
+        usage, note = {}, grades[0]["reason"] if grades else ""
     update: dict[str, Any] = {"grades": {g["chunk_id"]: g for g in grades}, "usage": usage}
     if note:
         update["request_reason"] = f"{state.request_reason}; {note}"

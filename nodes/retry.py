@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from langchain_core.exceptions import OutputParserException
 from langgraph.runtime import Runtime
@@ -58,21 +59,30 @@ def last_attempt(runtime: Runtime) -> bool:
     return info is None or info.node_attempt >= MAX_ATTEMPTS
 
 
+Deadline = Callable[[], float]
+"""The monotonic time a run's model calls must end by, read when a call starts."""
+
 _deadlines: dict[tuple[str | None, str | None], float] = {}
 _deadline_lock = threading.Lock()
 
 
-def run_deadline(runtime: Runtime) -> float | None:
-    """The monotonic time this run's model calls must end by (`run_deadline`), or None.
+def run_deadline(runtime: Runtime) -> Deadline | None:
+    """When this run's model calls must end by (`run_deadline`), or None for no limit.
 
-    The clock starts at the run's first model call; parallel tasks of the run share it.
+    A clock, read by each model call: the first call of the run starts it (not the first
+    node that may call a model, so loading embeddings or retrieving does not use it up),
+    and parallel tasks of the run share it.
     """
     seconds = runtime.context.run_deadline
     if not seconds:
         return None
     info = getattr(runtime, "execution_info", None)
     key = (getattr(info, "thread_id", None), getattr(info, "run_id", None))
-    with _deadline_lock:
-        if len(_deadlines) > 1000:
-            _deadlines.clear()
-        return _deadlines.setdefault(key, time.monotonic() + seconds)
+
+    def clock() -> float:
+        with _deadline_lock:
+            if len(_deadlines) > 1000:
+                _deadlines.clear()
+            return _deadlines.setdefault(key, time.monotonic() + seconds)
+
+    return clock

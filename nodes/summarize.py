@@ -342,7 +342,9 @@ def _map_cache_key(
 ) -> str:
     """Map results are reused across runs by chunk text, map settings, focus and model."""
     digest = hashlib.sha256(chunk.text.encode()).hexdigest()
-    settings = f"{ctx.map_paragraphs}|{ctx.map_sentences}|{prompts.PROMPT_VERSION}"
+    settings = (
+        f"{ctx.map_paragraphs}|{ctx.map_sentences}|{ctx.map_max_tokens}|{prompts.PROMPT_VERSION}"
+    )
     return f"{digest}|{settings}|{focus}|{_model_id(ctx, chat_model)}"
 
 

@@ -29,7 +29,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,18 @@ if TYPE_CHECKING:
     from adaptsum.state.context import Context
 
 _THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)\s*", re.DOTALL)
+
+
+HTTP_RETRIES = 2
+"""Retries of one request by the openai client: HTTP 429 (waiting what `Retry-After` or
+`retry-after-ms` says, up to 2 min), 408/409, 5xx and dropped or refused connections,
+with exponential backoff otherwise; all inside the call's `request_timeout`. The node's
+`MODEL_RETRY` then tries the whole step up to 3 times, so one step sends at most
+3 x (1 + HTTP_RETRIES) = 9 requests, and a timed-out call is never retried by the client
+(it is cancelled as a whole). Counted at a proxy in tests/test_faults.py."""
+
+MAX_RETRY_AFTER_S = 60.0
+"""Longest server-asked pause honoured between two node attempts (see `_honour_retry_after`)."""
 
 
 def make_chat_model(ctx: Context) -> BaseChatModel:
@@ -77,9 +89,10 @@ def make_chat_model(ctx: Context) -> BaseChatModel:
             base_url=base_url or None,
             api_key=key,
             temperature=ctx.temperature,
-            # The HTTP read timeout; `call` enforces the whole call's duration itself.
-            timeout=ctx.request_timeout,
-            max_retries=1,
+            # The HTTP read timeout. `call` bounds the whole call by request_timeout and
+            # must act first: a client-side timeout would be retried by the client.
+            timeout=ctx.request_timeout + 5,
+            max_retries=HTTP_RETRIES,
             stream_usage=True,
         )
     from langchain.chat_models import init_chat_model
@@ -209,7 +222,7 @@ def call(
     *,
     max_tokens: int,
     timeout: float,
-    deadline: float | None = None,
+    deadline: float | Callable[[], float] | None = None,
     stream: bool = False,
     temperature: float | None = None,
     response_format: dict[str, Any] | None = None,
@@ -228,6 +241,8 @@ def call(
     """
     if CANCEL.is_set():
         raise CallCancelled("interrupted")
+    if callable(deadline):
+        deadline = deadline()  # a run's clock starts at its first model call
     if deadline is not None and time.monotonic() >= deadline:
         raise RunDeadlineExceeded("the run reached its run_deadline before this model call")
     kwargs: dict[str, Any] = {"max_tokens": max_tokens}
@@ -262,6 +277,8 @@ def call(
                 charge.spent = 0  # failed before generating: nothing to hold
             # else abandoned mid-generation: charged its worst case
             _record(cut.usage if cut is not None else abandoned_usage(messages, max_tokens))
+            if isinstance(exc, Exception):
+                _honour_retry_after(exc, deadline)
             raise
         reply = _reply(message)
         charge.spent = reply.usage.get("total_tokens") or None  # none reported: worst case
@@ -307,6 +324,45 @@ def _record(usage: Usage) -> None:
     ledger = _LEDGER.get()
     if ledger is not None:
         ledger.append(usage)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait in its 429/503 reply (`retry-after-ms`, `Retry-After`)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if not headers:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        if headers.get("retry-after-ms") is not None:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        import email.utils
+
+        with contextlib.suppress(TypeError, ValueError):
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _honour_retry_after(exc: BaseException, deadline: float | None) -> None:
+    """Before the node's next attempt, wait as long as the server's last refusal asked.
+
+    The openai client waits `Retry-After` between its own retries but not after its
+    last one, and LangGraph's retry sleeps its own backoff; without this pause the next
+    attempt would come back sooner than the server said. The wait stops at the run's
+    deadline and on Ctrl-C, and is capped at `MAX_RETRY_AFTER_S`.
+    """
+    delay = retry_after(exc)
+    if not delay:
+        return
+    delay = min(delay, MAX_RETRY_AFTER_S)
+    if deadline is not None:
+        delay = min(delay, max(0.0, deadline - time.monotonic()))
+    CANCEL.wait(delay)
 
 
 def _rejection(exc: Exception) -> ModelRequestRejected | None:

@@ -280,6 +280,13 @@ class Context:
         default=5,
         metadata={"description": "Sentences per map paragraph (notebook: 5)."},
     )
+    map_max_tokens: int = field(
+        default=0,
+        metadata={
+            "description": "llm engine: output cap of one map call, in tokens (0: twice "
+            "the expected map output, at least 256). A small cap keeps a long map cheap."
+        },
+    )
     stuff_budget: int = field(
         default=12000,
         metadata={
@@ -414,6 +421,10 @@ class Context:
             parse_range(getattr(self, name), name)
         if self.concurrency < 0:
             raise ConfigError(f"concurrency must be 0 (unbounded) or more, got {self.concurrency}")
+        if self.map_max_tokens < 0:
+            raise ConfigError(
+                f"map_max_tokens must be 0 (automatic) or more, got {self.map_max_tokens}"
+            )
         if not 1 <= self.grade_cutoff <= 10:
             raise ConfigError(f"grade_cutoff must be 1-10, got {self.grade_cutoff}")
         language = self.answer_language

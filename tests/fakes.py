@@ -66,7 +66,8 @@ class ScriptedChatModel(GenericFakeChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs):
         system = str(messages[0].content)
-        user = str(messages[-1].content)
+        # A model reads past the <document> delimiters; the script matches the text inside.
+        user = re.sub(r"</?document>\n?", "", str(messages[-1].content))
         with self._lock:
             kind = _kind(system)
             self.calls.append((kind, list(messages)))
@@ -117,7 +118,7 @@ class ScriptedChatModel(GenericFakeChatModel):
         elif kind == "answer":
             text = script.answer(user)
         else:
-            if kind == "map" and script.fail_on_map(user):
+            if kind == "map" and script.fail_on_map(str(messages[-1].content)):
                 raise RuntimeError("simulated crash during map")
             text = script.summary(kind, user)
         if script.think:

@@ -1,0 +1,259 @@
+"""Crash and resume counted where the model server sees it, and Ctrl-C that says how to resume.
+
+A CLI `summarize` run (llm engine, real llama-server behind tests/faultproxy.py, map
+cache off so nothing is hidden) is killed with SIGKILL in the middle of its map or
+refine loop, then resumed on its thread: the proxy shows which chunks were sent again.
+Only calls in flight at the kill (their results not yet checkpointed) may repeat; the
+finished ones cost 0 new calls. The same from PostgreSQL (`ADAPTSUM_DATABASE_URL`).
+Ctrl-C during index, ask and summarize ends the process at once with one line, and for
+ask and summarize the thread id to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymupdf
+import pytest
+from faultproxy import Fault, FaultProxy
+
+from adaptsum.engines.summary import cited_pages, paragraphs_of
+
+EXE = str(Path(sys.executable).with_name("adaptsum"))
+CONCURRENCY = 2
+ENV = {
+    "ADAPTSUM_MAP_MAX_TOKENS": "12",
+    "ADAPTSUM_MAP_PARAGRAPHS": "1",
+    "ADAPTSUM_MAP_SENTENCES": "1",
+    "ADAPTSUM_MAP_CACHE": "0",  # a cache hit would hide a repeated map
+    "ADAPTSUM_REQUEST_TIMEOUT": "600",  # a loaded CPU can take minutes per call
+}
+_MARK = re.compile(r"Station (\d+) of the survey")
+
+
+def survey_pdf(path: Path, pages: int) -> Path:
+    """Short pages, each naming its station, so the proxy can tell which chunk a call sent."""
+    doc = pymupdf.open()
+    for p in range(pages):
+        doc.new_page().insert_textbox(
+            pymupdf.Rect(50, 50, 550, 800),
+            f"Station {p + 1} of the survey lies at kilometre {7 * p + 3}. Its crew counted "
+            f"{11 * p + 5} birds and measured a water temperature of {p % 9 + 10} degrees. "
+            f"The river bank there is {p % 4 + 2} metres high and covered in reeds.",
+            fontsize=11,
+        )
+    doc.save(path)
+    return path
+
+
+def _stations(text: str) -> frozenset[int]:
+    """The stations a request's passage covers (its chunk's identity)."""
+    passage = text.rsplit("Next passage:", 1)[-1]
+    return frozenset(int(n) for n in _MARK.findall(passage))
+
+
+def _command(pdf: Path, data: Path, base_url: str, strategy: str) -> list[str]:
+    return [
+        EXE,
+        "summarize",
+        str(pdf),
+        "--strategy",
+        strategy,
+        "--engine",
+        "llm",
+        "--chat-model",
+        "openai:smollm2-135m-instruct",
+        "--chat-base-url",
+        base_url,
+        "--chunk-size",
+        "48",
+        "--chunk-overlap",
+        "0",
+        "--paragraphs",
+        "1",
+        "--sentences",
+        "1",
+        "--concurrency",
+        str(CONCURRENCY),
+        "--data-dir",
+        str(data),
+        "--json",
+    ]
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, **ENV, **(extra or {})}
+
+
+def _kill_and_resume(
+    tmp_path: Path,
+    llm_server,
+    strategy: str,
+    steps: set[str],
+    kill_after: int,
+    env: dict,
+    pages: int = 8,
+) -> tuple[FaultProxy, set[frozenset[int]], list, dict, int]:
+    """Run, SIGKILL once `kill_after` calls of `steps` were answered, resume on the thread.
+
+    Returns the proxy, the chunks answered before the kill, the calls made by the
+    resumed run, its JSON output, and the calls in flight at the kill.
+    """
+    pdf = survey_pdf(tmp_path / "survey.pdf", pages)
+    data = tmp_path / "data"
+    index = subprocess.run(
+        [EXE, "index", str(pdf), "--chunk-size", "48", "--chunk-overlap", "0"]
+        + ["--data-dir", str(data)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert index.returncode == 0, index.stderr
+    with FaultProxy(llm_server.base_url, max_tokens_cap=24) as proxy:
+        command = _command(pdf, data, proxy.base_url, strategy)
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        thread = re.search(r"^thread (\w+) \(resume with --thread \1\)", first)
+        assert thread, first
+        deadline = time.monotonic() + 900
+        while sum(len(proxy.answered(s)) for s in steps) < kill_after:
+            assert proc.poll() is None, "the run ended before the kill"
+            assert time.monotonic() < deadline, "no progress at the proxy"
+            time.sleep(0.05)
+        in_flight = proxy.in_flight
+        os.kill(proc.pid, signal.SIGKILL)  # no clean-up: as if the machine went down
+        proc.wait()
+        time.sleep(0.5)  # let the killed run's abandoned requests end at the proxy
+        before = {_stations(c.user) for s in steps for c in proxy.answered(s)}
+        mark = len(proxy.calls)
+        resumed = subprocess.run(
+            [*command, "--thread", thread.group(1)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"resuming thread {thread.group(1)}" in resumed.stderr
+        after = proxy.calls[mark:]
+    return proxy, before, after, json.loads(resumed.stdout), in_flight
+
+
+def _shape_ok(out: dict, pages: int) -> None:
+    """The structure a clean run gives: one paragraph, citing pages the PDF has."""
+    paragraphs = paragraphs_of(out["answer"])
+    assert len(paragraphs) == 1, out["answer"]
+    assert cited_pages(paragraphs[0]), out["answer"]
+    assert out["citations"] and all(1 <= c["page"] <= pages for c in out["citations"])
+
+
+@pytest.mark.real_llm
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.services)]
+)
+def test_kill_9_mid_map_resumes_with_no_new_calls_for_finished_chunks(
+    backend: str, llm_server, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    extra = {}
+    if backend == "postgres":
+        extra["ADAPTSUM_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    _, before, after, out, in_flight = _kill_and_resume(
+        tmp_path, llm_server, "map_reduce", {"map"}, 3, _env(extra)
+    )
+    again = [c for c in after if c.step == "map"]
+    repeated = [c for c in again if _stations(c.user) in before]
+    chunks = out["summary_plan"]["chunks"]
+    # Only calls whose results were not yet checkpointed may repeat: those the run still
+    # had in hand at the kill (at most `concurrency`). Every finished chunk costs 0 calls.
+    assert len(repeated) <= CONCURRENCY, (len(repeated), in_flight)
+    assert len(again) == chunks - len(before) + len(repeated)
+    assert len(before | {_stations(c.user) for c in again}) == chunks
+    _shape_ok(out, 8)
+
+
+@pytest.mark.real_llm
+def test_kill_9_mid_refine_resumes_at_the_next_chunk(llm_server, tmp_path: Path) -> None:
+    _, before, after, out, in_flight = _kill_and_resume(
+        tmp_path, llm_server, "refine", {"stuff", "refine"}, 2, _env(), pages=4
+    )
+    again = [c for c in after if c.step in ("stuff", "refine")]
+    repeated = [c for c in again if _stations(c.user) in before]
+    assert len(repeated) <= 1  # refine is sequential: one call at a time
+    assert len(again) == out["summary_plan"]["chunks"] - len(before) + len(repeated)
+    _shape_ok(out, 4)
+
+
+def _interrupt(command: list[str], env: dict, ready) -> tuple[int, list[str], float]:
+    """Start `command`, press Ctrl-C once `ready()` is true; rc, stderr lines, seconds to exit."""
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 600
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    pressed = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err.strip().splitlines(), time.monotonic() - pressed
+
+
+@pytest.mark.real_llm
+@pytest.mark.parametrize("command", ["ask", "summarize"])
+def test_ctrl_c_prints_one_line_with_the_thread_to_resume(
+    command: str, llm_server, tmp_path: Path
+) -> None:
+    pdf = survey_pdf(tmp_path / "survey.pdf", 3)
+    data = tmp_path / "data"
+    with FaultProxy(llm_server.base_url, lambda i, step, body: Fault("delay", 300)) as proxy:
+        llm = ["--engine", "llm", "--chat-model", "openai:smollm2-135m-instruct"]
+        llm += ["--chat-base-url", proxy.base_url, "--data-dir", str(data)]
+        args = (
+            [EXE, "ask", str(pdf), "How many birds were counted at station 2?", *llm]
+            if command == "ask"
+            else [EXE, "summarize", str(pdf), "--strategy", "map_reduce", *llm]
+        )
+        # A model call is in flight (held by the proxy) when Ctrl-C comes.
+        code, lines, seconds = _interrupt(args, _env(), lambda: proxy.in_flight > 0)
+    thread = re.search(r"^thread (\w+) \(resume with --thread \1\)", lines[0])
+    assert thread, lines
+    assert code == 130
+    assert seconds < 10, seconds  # the held call is cancelled, not awaited
+    assert len(lines) == 2, lines  # the thread line, then one line
+    assert lines[1] == (
+        "adaptsum: error: interrupted; finished steps are checkpointed: "
+        f"resume with --thread {thread.group(1)}"
+    )
+
+
+def test_ctrl_c_during_index_prints_one_line(tmp_path: Path) -> None:
+    pdf = tmp_path / "long.pdf"
+    doc = pymupdf.open()
+    for p in range(60):
+        doc.new_page().insert_textbox(
+            pymupdf.Rect(50, 50, 550, 800),
+            " ".join(f"Line {p}-{i} of a long report about rivers and bridges." for i in range(30)),
+            fontsize=9,
+        )
+    doc.save(pdf)
+    data = tmp_path / "data"
+    command = [EXE, "index", str(pdf), "--data-dir", str(data)]
+    code, lines, seconds = _interrupt(command, _env(), lambda: (data / "chroma").exists())
+    assert code == 130
+    assert seconds < 30, seconds
+    assert lines == [
+        "adaptsum: error: interrupted; what was fully indexed is kept (run the same command "
+        "to go on)"
+    ]
