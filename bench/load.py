@@ -1,6 +1,7 @@
 """Load benchmark: concurrent users asking and summarizing different documents at once.
 
 Usage: python bench/load.py [--threads 8] [--asks 4] [--summaries 1] [--skip-server|--skip-api]
+                            [--book-pages 2000]
 
 Two setups, each in a fresh data directory with the default local stores (SQLite
 catalogue and checkpoints, embedded Chroma) and the extractive engine:
@@ -23,6 +24,10 @@ of any document but the thread's own, or an answer or summary that cites nothing
 its own), "database is locked" (in errors, logs and the server's log), refusals. Printed:
 a table with throughput over the concurrent phase, p50/p95 per kind of request, and
 peak RSS (the benchmark process for the API; the server's processes for the server).
+
+`--book-pages N` first times `adaptsum index` of a generated N-page PDF in a child
+process (seconds, pages/s and its peak RSS): the big-document bound that the tests
+check only for loading and chunking, to stay fast.
 """
 
 from __future__ import annotations
@@ -264,6 +269,31 @@ def run_server(jobs: list[Job], root: Path, threads: int, summaries: int) -> Tal
     return tally
 
 
+def index_book(pages: int, root: Path) -> str:
+    """`adaptsum index` of a generated `pages`-page PDF in a fresh data directory."""
+    from helpers import make_book
+
+    book = make_book(root / f"book-{pages}.pdf", pages)
+    exe = Path(sys.executable).with_name("adaptsum")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(exe), "index", str(book), "--no-progress", "--data-dir", str(root / "book")],
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode != 0:
+        raise SystemExit(f"indexing the {pages}-page PDF failed: {done.stderr.strip()}")
+    line = done.stdout.splitlines()[0]
+    rss = f"{peak / 1024:.0f} MB" if peak > before else "n/a (not the largest child)"
+    return (
+        f"`adaptsum index` of a {pages}-page PDF: {seconds:.1f} s ({pages / seconds:.0f} pages/s),"
+        f" peak RSS {rss}; {line.split(':', 1)[1].strip()}"
+    )
+
+
 def row(name: str, tally: Tally) -> str:
     asks, sums = tally.latencies["ask"], tally.latencies["summary"]
     done = len(asks) + len(sums)
@@ -283,12 +313,19 @@ def main() -> int:
     parser.add_argument("--summaries", type=int, default=1, help="summaries per thread")
     parser.add_argument("--skip-server", action="store_true", help="the Python API only")
     parser.add_argument("--skip-api", action="store_true", help="the server only")
+    parser.add_argument(
+        "--book-pages", type=int, default=2000, help="pages of the generated PDF (0: skip)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     # A `kill` (SIGTERM) still runs the `finally` blocks: the server is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="adaptsum-load-"))
+    book = ""
     try:
+        if args.book_pages:
+            book = index_book(args.book_pages, root)
+            print(f"  {book}", file=sys.stderr)
         jobs = make_jobs(args.threads, args.asks, root)
         names = ", ".join(j.pdf.name for j in jobs)
         print(f"{len(jobs)} threads, one document each: {names}", file=sys.stderr)
@@ -313,6 +350,8 @@ def main() -> int:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, tally in results:
         print(row(name, tally))
+    if book:
+        print(f"\n{book}")
     bad = 0
     for name, tally in results:
         for line in tally.errors + tally.crosstalk:
