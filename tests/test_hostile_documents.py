@@ -4,6 +4,7 @@ names, a folder of many PDFs with some bad. Bounded time and memory, one line pe
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -68,10 +69,12 @@ def test_2000_page_pdf_loads_in_bounded_time_and_memory_with_progress(tmp_path: 
 
 def test_a_page_of_1_mb_unbroken_text_is_chunked_in_bounded_time() -> None:
     """The 1 MB page: chunks within their size, in bounded time (windows: test_bad_inputs)."""
-    dense = "가나다라마바사아자차카타파하" * 25_000  # 1 MB of UTF-8, no space anywhere
+    syllables = random.Random(11).choices(range(0xAC00, 0xD7A4), k=350_000)
+    dense = "".join(map(chr, syllables))  # 1 MB of UTF-8, no space anywhere, never repeating
     started = time.monotonic()
     chunks = chunk_pages([Document(page_content=dense, metadata={"page": 1})], 400, 50)
-    assert time.monotonic() - started < 180  # ~14 s on 2 loaded cores
+    print(f"\n1 MB page: {len(chunks)} chunks in {time.monotonic() - started:.1f} s")
+    assert time.monotonic() - started < 300  # ~60 s on 2 loaded cores
     assert all(c.tokens <= 400 for c in chunks)
     assert chunks[0].char_start == 0 and chunks[-1].char_end == len(dense)  # nothing lost
 
@@ -104,7 +107,7 @@ def make_mixed(path: Path) -> Path:
 
 def test_mixed_scripts_are_indexed_and_retrievable(tmp_path: Path) -> None:
     pdf = make_mixed(tmp_path / "mixed.pdf")
-    index = DocumentIndex(Context(data_dir=str(tmp_path / "data"), chunk_size=64, chunk_overlap=0))
+    index = DocumentIndex(Context(data_dir=str(tmp_path / "data"), chunk_size=24, chunk_overlap=0))
     report = index.index_file(pdf)
     assert report.status == "indexed" and report.pages == len(MIXED)
     chunks = index.catalog.document_chunks(index.collection, index.documents()[0].revision)
@@ -116,7 +119,7 @@ def test_mixed_scripts_are_indexed_and_retrievable(tmp_path: Path) -> None:
         query = " ".join(words)
         assert query in text, (lang, query)  # logical order, the letters a reader types
         hit = index.search(query, k=1)[0]
-        assert hit.chunk.page_start == page, (lang, hit.chunk.text)
+        assert hit.chunk.page_start <= page <= hit.chunk.page_end, (lang, hit.chunk.text)
     assert "✨" in text and "☀" in text and "✓" in text  # symbols survive
 
 
