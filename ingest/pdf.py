@@ -28,12 +28,17 @@ from adaptsum.ingest.ocr import ocr_page
 
 Progress = Callable[[str, int, int], None]
 
+PROGRESS_EVERY = 25
+"""Pages between two progress reports while the text is read."""
+
 _CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7a3]")
 _WORD_FINAL_HANGUL = frozenset("을를은는의와과고며면서한된인로도에게께요다")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _HYPHENATED = re.compile(r"([a-z])-\n([a-z])")
-_LIGATURES = re.compile(r"[\ufb00-\ufb06]")  # ﬁ, ﬂ, ﬀ, ...
+# ﬁ, ﬂ, ﬀ, ...; and the Hebrew and Arabic presentation forms (shaped glyphs, e.g. ﺗﻘﻊ)
+# that many RTL PDFs map their text to: folded to the letters a reader types.
+_LIGATURES = re.compile(r"[\ufb00-\ufb06\ufb1d-\ufb4f\ufb50-\ufdff\ufe70-\ufefe]")
 _ENDS_PARAGRAPH = tuple(".!?:。")
 _HANGUL_START = re.compile(r"[\uac00-\ud7a3]")
 _DAMAGE = re.compile(r"cannot load|not a stream|bad xref|object missing|syntax error", re.I)
@@ -69,7 +74,8 @@ def load_pdf(
     """Read every page's text from `data` (the file's bytes, read here when not given).
 
     Pages without a text layer that hold images (scans) are read by OCR; see `ingest.ocr`.
-    `progress("ocr pages", done, total)` is called as they are read.
+    `progress("pages", done, total)` is called every few pages as their text is read, and
+    `progress("ocr pages", done, total)` as scans are read.
 
     Raises:
         DocumentError: missing, empty, not a PDF, corrupt or truncated, encrypted,
@@ -91,7 +97,7 @@ def load_pdf(
                 if password
                 else "encrypted PDF: a password is needed to read it (give it with --password)",
             )
-        texts, lost = _page_texts(doc)
+        texts, lost = _page_texts(doc, progress)
         if lost:
             raise DocumentError(path, _damage_message(lost))
         scanned = [
@@ -152,7 +158,9 @@ def _damage_message(lost: list[int]) -> str:
     )
 
 
-def _page_texts(doc: pymupdf.Document) -> tuple[list[str], list[int]]:
+def _page_texts(
+    doc: pymupdf.Document, progress: Progress | None = None
+) -> tuple[list[str], list[int]]:
     """Normalised text per page, and the 1-based numbers of pages MuPDF failed to read.
 
     A page fails when MuPDF raises, or, in a file it had to rebuild (truncated, or a
@@ -177,6 +185,8 @@ def _page_texts(doc: pymupdf.Document) -> tuple[list[str], list[int]]:
             lost.append(number)
             continue
         texts.append(join_blocks(blocks))
+        if progress is not None and (number % PROGRESS_EVERY == 0 or number == doc.page_count):
+            progress("pages", number, doc.page_count)  # a 2,000-page book shows it moving
     return texts, lost
 
 

@@ -311,8 +311,11 @@ class IndexedDocument(TypedDict):
     pages: Annotated[int, Field(description="Pages in the PDF.")]
     chunks: Annotated[int, Field(description="Chunks indexed for retrieval.")]
     status: Annotated[
-        Literal["indexed", "unchanged", "replaced"],
-        Field(description="'unchanged' when the same bytes were indexed before."),
+        Literal["indexed", "unchanged", "replaced", "restored"],
+        Field(
+            description="'unchanged' when the same bytes were indexed before; 'restored' when "
+            "they were, but their vectors were gone and were written again."
+        ),
     ]
 
 

@@ -579,6 +579,15 @@ class Catalog:
         order = {chunk_id(r, i): n for n, (r, i) in enumerate(wanted)}
         return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
 
+    def chunk_count(self, collection: str, revision: str) -> int:
+        """How many chunks of a revision the catalogue holds (its record says how many)."""
+        with self.engine.connect() as db:
+            return db.execute(
+                sa.select(sa.func.count())
+                .select_from(_chunks)
+                .where(_chunks.c.collection == collection, _chunks.c.revision == revision)
+            ).scalar_one()
+
     def document_chunks(self, collection: str, revision: str) -> list[ChunkRecord]:
         """All chunks of one revision, in document order."""
         with self.engine.connect() as db:

@@ -10,6 +10,7 @@ deleted) and a clean one started.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections import Counter
@@ -203,12 +204,17 @@ def run(ctx: Context, repair: bool = False) -> Report:
     live = {d.revision for d in documents}
     for doc in documents:
         have = counts.get(doc.revision, 0)
-        if have == doc.vectors:
+        text = index.catalog.chunk_count(index.collection, doc.revision)
+        if have == doc.vectors and text == doc.chunks:
             continue
-        what = "no vectors" if have == 0 else f"{have} of {doc.vectors} vectors"
-        report.findings.append(
-            Finding(f"{doc.doc_id} ({Path(doc.source).name})", f"has {what} in the vector store")
-        )
+        name = f"{doc.doc_id} ({_safe(Path(doc.source).name)})"
+        if have != doc.vectors:
+            what = "no vectors" if have == 0 else f"{have} of {doc.vectors} vectors"
+            report.findings.append(Finding(name, f"has {what} in the vector store"))
+        if text != doc.chunks:
+            report.findings.append(
+                Finding(name, f"has {text} of its {doc.chunks} chunks' text in the catalogue")
+            )
         if repair:
             report.repaired.append(_rebuild_vectors(index, doc, have))
     catalogue_replaced = any(f.where == str(files.get("catalogue")) for f in report.findings)
@@ -243,16 +249,60 @@ def run(ctx: Context, repair: bool = False) -> Report:
     return report
 
 
+def _safe(name: str) -> str:
+    """A file name fit for one line: control characters (a newline in a name) escaped."""
+    return name if name.isprintable() else repr(name)[1:-1]
+
+
 def _rebuild_vectors(index, doc, had: int) -> str:
-    """Write a document's vectors again from the catalogue's chunk text (no PDF needed)."""
+    """Write a document's vectors again from the catalogue's chunk text (no PDF needed).
+
+    When that text is incomplete too, the source PDF is indexed again if it is unchanged.
+    """
     chunks = index.catalog.document_chunks(index.collection, doc.revision)
     if len(chunks) != doc.chunks:
-        return (
-            f"{doc.doc_id}: NOT repaired: only {len(chunks)} of {doc.chunks} chunks are in the "
-            f"catalogue; index {doc.source} into a new --data-dir"
-        )
+        return _reindex_from_source(index, doc, len(chunks))
     if had:
         index.vectorstore.delete(where={"revision": doc.revision})
     windows = index._windows(chunks)
     index._write_vectors(doc.doc_id, doc.revision, windows, None)
     return f"{doc.doc_id}: wrote {len(windows)} vectors from the catalogue's chunk text"
+
+
+def _reindex_from_source(index, doc, have: int) -> str:
+    """Restore a document whose chunk text is incomplete by reading its source PDF again.
+
+    Only the very bytes that were indexed are used (same sha256), with the chunk settings
+    they were indexed with, so the document keeps its id and revision; a changed or
+    missing file is reported, and nothing of the document is deleted.
+    """
+    import dataclasses
+
+    from adaptsum.errors import DocumentError
+    from adaptsum.ingest.files import file_sha256
+    from adaptsum.store.index import DocumentIndex
+
+    source = Path(doc.source)
+    head = f"{doc.doc_id}: NOT repaired: {have} of {doc.chunks} chunks are in the catalogue and"
+    if not source.is_file():
+        return f"{head} its source {_safe(str(source))} is gone; index the PDF again"
+    try:
+        same = file_sha256(source) == doc.sha256
+    except OSError as err:
+        return f"{head} its source {_safe(str(source))} cannot be read ({err.strerror})"
+    if not same:
+        return (
+            f"{head} its source {_safe(str(source))} has changed since; "
+            f"`adaptsum index {_safe(str(source))}` indexes the new version"
+        )
+    ctx = dataclasses.replace(index.ctx, chunk_size=doc.chunk_size, chunk_overlap=doc.chunk_overlap)
+    try:
+        done = DocumentIndex(ctx, embeddings=(index.embeddings, index.info)).index_file(
+            source, password=os.environ.get("ADAPTSUM_PDF_PASSWORD") or None
+        )
+    except DocumentError as err:
+        return f"{head} reading its source failed: {err}"
+    return (
+        f"{doc.doc_id}: {done.status} from its source PDF {_safe(source.name)}: "
+        f"{done.chunks} chunks, {done.vectors} vectors"
+    )

@@ -58,7 +58,9 @@ class IndexReport:
 
     path: str
     doc_id: str
-    status: str  # "indexed" | "unchanged" | "replaced"
+    status: str  # "indexed" | "unchanged" | "replaced" | "restored"
+    """'restored': the revision was live but its vectors or chunk text were gone, and were
+    written again from the file (so a deleted `chroma/` never reads as 'unchanged')."""
     title: str
     pages: int
     skipped_pages: int
@@ -224,7 +226,7 @@ class DocumentIndex:
         sha = hashlib.sha256(data).hexdigest()
         revision = self.revision(sha)
         existing = self.catalog.find_revision(self.collection, revision)
-        if existing is not None:
+        if existing is not None and self._complete(existing):
             return IndexReport(
                 path=str(path),
                 doc_id=existing.doc_id,
@@ -254,11 +256,17 @@ class DocumentIndex:
         doc_id = sha[:12]
 
         owner = new_owner()
-        if not self._claim(revision, owner):
+        restoring = existing is not None
+        if not self._claim(revision, owner, live=restoring):
             # Another process wrote this very revision while we waited for it.
-            return self.index_file(path, progress)
+            return self.index_file(path, progress, password)
+        if restoring and self._complete(existing):  # another run restored it meanwhile
+            self.catalog.forget_pending(self.collection, [revision], owner)
+            return self.index_file(path, progress, password)
         try:
             with self.catalog.lease(self.collection, revision, owner):
+                if restoring:  # what is left of the live revision's vectors is rewritten
+                    self.vectorstore.delete(where={"revision": revision})
                 self._write_vectors(doc_id, revision, windows, progress)
         except BaseException:
             # Ctrl-C or a failed write: give the claim up now, so the next run cleans
@@ -305,7 +313,7 @@ class DocumentIndex:
         return IndexReport(
             path=str(path),
             doc_id=doc_id,
-            status="replaced" if replaced else "indexed",
+            status="restored" if restoring else "replaced" if replaced else "indexed",
             title=loaded.title,
             pages=loaded.total_pages,
             skipped_pages=loaded.skipped_pages,
@@ -363,11 +371,24 @@ class DocumentIndex:
             )
             _notify(progress, "embeddings", start + len(batch), total)
 
-    def _claim(self, revision: str, owner: str) -> bool:
+    def _complete(self, doc: DocumentRecord) -> bool:
+        """Whether a live revision still has all its vectors and all its chunk text.
+
+        One filtered id listing and one count: milliseconds, paid so that a data directory
+        whose `chroma/` was deleted or damaged is never reported 'unchanged'.
+        """
+        if self.catalog.chunk_count(self.collection, doc.revision) < doc.chunks:
+            return False
+        got = self.vectorstore.get(where={"revision": doc.revision}, include=[])
+        return len(got["ids"]) >= doc.vectors
+
+    def _claim(self, revision: str, owner: str, live: bool = False) -> bool:
         """Hold `revision` for writing; False if another writer finished it meanwhile.
 
         A live writer of the same revision is waited for (its lease bounds the wait);
         revisions whose writers died are cleaned up here, never those of live writers.
+        `live`: the revision is already live (being restored), so its being in the
+        catalogue does not mean the other writer finished; only its lease ending does.
         """
         deadline = time.monotonic() + CLAIM_MAX_WAIT_SECONDS
         holder = None
@@ -377,7 +398,7 @@ class DocumentIndex:
                 self._delete_vectors(stale, owner)
                 return True
             time.sleep(CLAIM_POLL_SECONDS)
-            if self.catalog.find_revision(self.collection, revision) is not None:
+            if not live and self.catalog.find_revision(self.collection, revision) is not None:
                 return False
         raise AdaptsumError(
             f"revision {revision} is still being indexed by {holder} after "

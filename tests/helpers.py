@@ -15,3 +15,23 @@ EN_SAMPLE = EXAMPLES / "webb-telescope-en.pdf"
 def error_lines(err: str) -> int:
     """Lines of stderr besides the `thread … (resume with --thread …)` one printed at start."""
     return sum(1 for line in err.splitlines() if not line.startswith("thread "))
+
+
+def make_book(path: Path, pages: int) -> Path:
+    """A born-digital PDF of `pages` pages (20 distinct ones, repeated), made in seconds."""
+    import pymupdf
+
+    with pymupdf.open() as block:
+        for n in range(1, 21):
+            page = block.new_page()
+            page.insert_text(
+                (72, 72),
+                f"Chapter {n}. The harbour master logged ship {n * 7} arriving at dawn.\n"
+                f"Cargo manifest {n}: grain, timber and {n % 13} crates of tea.",
+                fontsize=11,
+            )
+        with pymupdf.open() as book:
+            while book.page_count < pages:
+                book.insert_pdf(block, to_page=min(19, pages - book.page_count - 1))
+            book.save(path, garbage=1)
+    return path

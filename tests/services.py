@@ -276,3 +276,48 @@ def chroma_url(chroma_server: str) -> str:
     for collection in client.list_collections():
         client.delete_collection(collection.name)
     return chroma_server
+
+
+def start_langgraph_dev(
+    work: Path, env: dict[str, str], *extra: str, timeout: float = 180
+) -> tuple[str, subprocess.Popen]:
+    """`langgraph dev` serving this repo's langgraph.json on a free port; (url, process).
+
+    Runs in `work` (so its `.langgraph_api/` stays out of the clone), in its own session
+    (stop it with `os.killpg`), logging to `work/server.log`, with the proxy variables
+    dropped from `env`. `extra` goes on the command line (e.g. `--n-jobs-per-worker 8`).
+
+    Raises:
+        RuntimeError: the command is missing, exited, or did not answer /ok in time.
+    """
+    exe = Path(sys.executable).with_name("langgraph")
+    if not exe.exists():
+        raise RuntimeError("langgraph-cli[inmem] is not installed (pip install -e '.[test]')")
+    port = free_port()
+    env = {k: v for k, v in env.items() if k not in _PROXY_VARS}
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    repo = Path(__file__).resolve().parents[1]
+    command = [str(exe), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--config", str(repo / "langgraph.json"), *extra],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with opener.open(f"{url}/ok", timeout=2) as response:
+                if response.status == 200:
+                    return url, proc
+        except OSError:
+            time.sleep(0.5)
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        proc.wait()
+    text = (work / "server.log").read_text(errors="replace")[-500:]
+    raise RuntimeError(f"langgraph dev did not answer on {url}: {text}")

