@@ -226,3 +226,20 @@ def test_cli_budget_pause_then_resume_with_a_budget(tmp_path: Path) -> None:
         assert stopped.returncode == 0, stopped.stderr
         assert stopped.stdout.startswith("stopped at the token budget of 2000")
         assert "route: stopped" in stopped.stdout
+
+
+def test_parallel_graders_that_cannot_reserve_use_the_rule_and_do_not_pause(
+    small_index: DocumentIndex,
+) -> None:
+    model = ScriptedChatModel(script=Script(fill_cap=True))
+    graph = build_graph(InMemorySaver(), chat_model=model)
+    ctx = _ctx(small_index, max_tokens=300, grading="each")
+    config = {"configurable": {"thread_id": "graders"}}
+    ask = {"request": "한글은 누가 만들었나요?", "documents": [str(KO_SAMPLE)]}
+    out = graph.invoke(ask, config, context=ctx)
+    (pause,) = out["__interrupt__"]  # one pause, at the answer, not one per grader
+    assert pause.value["step"] == "answer call" and model.spent <= 300
+    grades = graph.get_state(config).values["grades"].values()
+    assert grades and all("not graded by the model" in g["reason"] for g in grades)
+    out = graph.invoke(Command(resume=False), config, context=ctx)
+    assert out["route"] == "stopped" and "No answer was written" in out["answer"]
