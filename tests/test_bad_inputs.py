@@ -127,7 +127,7 @@ def test_windows_are_sized_by_the_models_own_count(tmp_path: Path) -> None:
     dense = "가나다라마바사아자차카타파하" * 25_000  # 350k syllables, 1 MB of UTF-8
     started = time.monotonic()
     pieces = _fit(dense, count, overhead, window - overhead)
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 240  # 87 s seen at a load average of 24 on 2 cores
     assert all(count(p) <= window for p in pieces)
     assert dense.startswith(pieces[0]) and dense.endswith(pieces[-1])
     assert sum(len(p) for p in pieces) >= len(dense)  # overlapping pieces cover all of it
