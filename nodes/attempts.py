@@ -17,7 +17,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
 from adaptsum.providers.chat import attempt_ledger, total_usage
@@ -44,9 +43,9 @@ def counting_attempts(node: Callable[..., Any], **bound: Any) -> Callable[..., A
         with attempt_ledger() as ledger:
             try:
                 update = inner(state, runtime)
-            except GraphBubbleUp:  # an interrupt: the node runs again from scratch on resume
-                raise
             except BaseException:
+                # A failed attempt, or an interrupt (a budget pause): the node runs again,
+                # under the same task id, and its calls so far were still made.
                 if key is not None and ledger:
                     with _lock:
                         if len(_failed) > _MAX_KEPT:
