@@ -48,10 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdaptsumError as exc:
         _error(str(exc))
         return EXIT_FAILED
-    except Exception as exc:  # a damaged store: one line naming it, not a traceback
+    except Exception as exc:  # a damaged store or a model server down: one line, no traceback
+        from adaptsum.providers.chat import model_server_error
         from adaptsum.store.doctor import explain
 
-        line = explain(ctx, exc) if ctx is not None else None
+        line = model_server_error(exc, ctx)
+        if line is None and ctx is not None:
+            line = explain(ctx, exc)
         if line is None:
             raise
         _error(line)

@@ -263,7 +263,13 @@ def main() -> int:
         for name in args.cases.split(","):
             request, inputs = cases[name]
             rows.append(run_case(ctx, name, request, args.pdf, spans, **inputs))
-            print(f"{name}: {rows[-1]['wall']:.1f} s, route {rows[-1]['route']}", file=sys.stderr)
+            r = rows[-1]
+            print(  # as each case ends, so a long run that is stopped still shows its figures
+                f"{name}: {r['wall']:.1f} s, route {r['route']}, {r['calls']} calls "
+                f"({r['server_calls']} at the server), {r['round_trips']} round trips "
+                f"({r['server_trips']} at the server)",
+                file=sys.stderr,
+            )
         print(f"\n{args.pdf.name} on {model} at {base_url}")
         try:
             metrics = server.metrics()

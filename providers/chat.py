@@ -365,6 +365,27 @@ def _honour_retry_after(exc: BaseException, deadline: float | None) -> None:
     CANCEL.wait(delay)
 
 
+def model_server_error(exc: BaseException, ctx: Context | None) -> str | None:
+    """One line for a model call that failed on every attempt, or None if it is not one.
+
+    The node's retries are over when this reaches the CLI: a server that is down, or
+    slower than `request_timeout` every time, ends the run with this line, not a traceback.
+    """
+    where = (ctx.chat_base_url if ctx is not None else None) or "the OpenAI API"
+    if isinstance(exc, CallTimeout):
+        return f"{exc} on every attempt ({where}); raise --request-timeout for a slow server"
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on it
+        return None
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return f"cannot reach the model server at {where} ({exc}); is it running?"
+    if isinstance(exc, openai.APIStatusError):
+        detail = " ".join(str(getattr(exc, "message", exc)).split())[:200]
+        return f"the model server at {where} answered HTTP {exc.status_code}: {detail}"
+    return None
+
+
 def _rejection(exc: Exception) -> ModelRequestRejected | None:
     """A one-line error for a 4xx reply (retrying an identical request cannot help)."""
     try:

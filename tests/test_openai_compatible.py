@@ -151,3 +151,21 @@ def test_messages_stream_carries_only_the_answer(samples_index: DocumentIndex) -
     assert len(requests) > 3  # translate, graders, answer: all went to the server
     assert nodes == {"answer"}
     assert "".join(chunks) == final == "Hangul Day is on 9 October [p. 1]."
+
+
+def test_cli_model_server_down_is_one_line(tmp_path: Path) -> None:
+    """A server that is not running ends the run with one line naming it, not a traceback."""
+    closed = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+    exe = Path(sys.executable).with_name("adaptsum")
+    done = subprocess.run(
+        [str(exe), "ask", str(KO_SAMPLE), "한글날은 언제인가요?", "--engine", "llm"]
+        + ["--chat-model", "openai:m", "--chat-base-url", closed, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"cannot reach the model server at {closed}" in done.stderr.splitlines()[-1]
