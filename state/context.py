@@ -133,7 +133,7 @@ class Context:
         },
     )
     sentence_rerank: bool = field(
-        default=False,
+        default=True,
         metadata={
             "description": "extractive engine: fetch 2k chunks and keep the k whose best "
             "sentence is closest to the question (finer than whole-chunk similarity, which "
