@@ -89,15 +89,6 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             return max((sim for _, sim in ranked), default=hit["score"])
 
         by_sentence = sorted(best.values(), key=lambda r: -sentence_score(r))
-        if ctx.rerank_fusion:
-            # The sentence score is sharper but misled by one sentence that shares the
-            # question's words; the chunk score sees the whole passage. Fused by rank.
-            by_chunk = sorted(best.values(), key=lambda r: -r["score"])
-            fused = {r["chunk_id"]: 0.0 for r in by_chunk}
-            for order in (by_chunk, by_sentence):
-                for rank, r in enumerate(order):
-                    fused[r["chunk_id"]] += 1.0 / (RRF_K + rank + 1)
-            by_sentence = sorted(by_chunk, key=lambda r: -fused[r["chunk_id"]])
         ranked = by_sentence[: ctx.k]
     else:
         # The search's own order (hybrid: fused with BM25), not the cosine: re-sorting

@@ -147,14 +147,6 @@ class Context:
             "query, as a multiple of k, before reranking."
         },
     )
-    rerank_fusion: bool = field(
-        default=False,
-        metadata={
-            "description": "extractive engine with sentence_rerank: order the candidates by "
-            "reciprocal rank fusion of their chunk similarity and best-sentence similarity "
-            "(False: by the sentence similarity alone)."
-        },
-    )
     engine: Engine = field(
         default="extractive",
         metadata={
