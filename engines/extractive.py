@@ -87,8 +87,12 @@ class ExtractiveEngine:
             f"best sentence similarity {similarity:.3f} "
             f"{'>=' if relevant else '<'} threshold {threshold:.3f}"
         )
-        if relevant and language == document.language and self.ctx.min_term_support > 0:
-            support, missing = self.term_support(question, chunk.text)
+        # Evidence, not similarity alone: the passage must hold the question's rare terms.
+        # Across languages only the terms both scripts share can be checked: the Latin
+        # names and numbers inside a Korean question ("GPU", "FAISS", "2,100만" aside).
+        terms = None if language == document.language else _cross_terms(question)
+        if relevant and terms != set() and self.ctx.min_term_support > 0:
+            support, missing = self.term_support(question, chunk.text, terms)
             if support < self.ctx.min_term_support:
                 relevant = False
                 reason += (
@@ -150,7 +154,9 @@ class ExtractiveEngine:
             citations.append(citation(document, page, grade["chunk_id"], quoted))
         return Answer("\n".join(lines), citations, {})
 
-    def term_support(self, question: str, text: str) -> tuple[float, set[str]]:
+    def term_support(
+        self, question: str, text: str, terms: set[str] | None = None
+    ) -> tuple[float, set[str]]:
         """Rarity-weighted share of the question's content terms found in `text`.
 
         An answerable question's rare words (names, the thing asked about) are in the
@@ -159,7 +165,7 @@ class ExtractiveEngine:
         """
         from adaptsum.ingest.terms import tokenize
 
-        terms = key_terms(question)
+        terms = key_terms(question) if terms is None else terms
         if not terms:
             return 1.0, set()
         present = set(tokenize(text))
@@ -206,6 +212,22 @@ class ExtractiveEngine:
         self.index.catalog.put_sentence_vectors(collection, chunk_id, digest, vectors.tobytes())
         return vectors
 
+
+def _cross_terms(question: str) -> set[str]:
+    """Terms of a question that a document in another language can be checked for.
+
+    Only a question in a non-Latin script (Korean) has them: the names and numbers it
+    writes in Latin letters and digits. An English question's words are all Latin and
+    none of them would be found in a Korean passage, so it gets none (an empty set).
+    """
+    from adaptsum.ingest.terms import neutral_terms
+
+    if not _HANGUL.search(question):
+        return set()
+    return set(neutral_terms(question))
+
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 LEXICAL_WEIGHT = 0.05
 """Ranking bonus for a sentence holding all the question's key terms (names, numbers)."""

@@ -61,8 +61,13 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     depth = ctx.k * ctx.rerank_depth if rerank else ctx.k
     best: dict[str, Retrieved] = {}
     texts: dict[str, str] = {}
+    fused: dict[str, float] = {}  # each query's ranking, by reciprocal rank fusion
     for query in state.retrieval_queries or [state.request]:
-        for hit in index.search(query, k=depth, docs=state.doc_ids or None, pages=pages):
+        hits = index.search(query, k=depth, docs=state.doc_ids or None, pages=pages)
+        for rank, hit in enumerate(hits):
+            fused[hit.chunk.chunk_id] = fused.get(hit.chunk.chunk_id, 0.0) + 1.0 / (
+                RRF_K + rank + 1
+            )
             texts[hit.chunk.chunk_id] = hit.chunk.text
             chunk_id = hit.chunk.chunk_id
             if chunk_id not in best or best[chunk_id]["score"] < hit.score:
@@ -84,16 +89,9 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             return max((sim for _, sim in ranked), default=hit["score"])
 
         by_sentence = sorted(best.values(), key=lambda r: -sentence_score(r))
-        if ctx.rerank_fusion:
-            # The sentence score is sharper but misled by one sentence that shares the
-            # question's words; the chunk score sees the whole passage. Fused by rank.
-            by_chunk = sorted(best.values(), key=lambda r: -r["score"])
-            fused = {r["chunk_id"]: 0.0 for r in by_chunk}
-            for order in (by_chunk, by_sentence):
-                for rank, r in enumerate(order):
-                    fused[r["chunk_id"]] += 1.0 / (RRF_K + rank + 1)
-            by_sentence = sorted(by_chunk, key=lambda r: -fused[r["chunk_id"]])
         ranked = by_sentence[: ctx.k]
     else:
-        ranked = sorted(best.values(), key=lambda r: -r["score"])[: ctx.k]
+        # The search's own order (hybrid: fused with BM25), not the cosine: re-sorting
+        # by cosine would undo the fusion.
+        ranked = sorted(best.values(), key=lambda r: -fused[r["chunk_id"]])[: ctx.k]
     return {"retrieved": ranked}

@@ -126,7 +126,7 @@ class Context:
         metadata={"description": "How many chunks retrieval returns (top-k)."},
     )
     retrieval: Retrieval = field(
-        default="dense",
+        default="hybrid",
         metadata={
             "description": "'dense' (embeddings only) or 'hybrid' (embeddings fused with "
             "BM25 over Korean-aware tokens by reciprocal rank fusion)."
@@ -145,14 +145,6 @@ class Context:
         metadata={
             "description": "extractive engine with sentence_rerank: candidates fetched per "
             "query, as a multiple of k, before reranking."
-        },
-    )
-    rerank_fusion: bool = field(
-        default=False,
-        metadata={
-            "description": "extractive engine with sentence_rerank: order the candidates by "
-            "reciprocal rank fusion of their chunk similarity and best-sentence similarity "
-            "(False: by the sentence similarity alone)."
         },
     )
     engine: Engine = field(
@@ -241,19 +233,20 @@ class Context:
         },
     )
     cross_lingual_threshold: float = field(
-        default=0.79,
+        default=0.80,
         metadata={
             "description": "extractive engine: the same threshold when the question and the "
             "document are in different languages (cross-lingual similarities run lower)."
         },
     )
     min_term_support: float = field(
-        default=0.6,
+        default=0.5,
         metadata={
-            "description": "extractive engine, same-language questions: share of the "
-            "question's content terms (weighted by rarity, IDF) a chunk must contain to "
-            "count as relevant. Similarity alone cannot tell an unanswerable question on "
-            "the document's topic from an answerable one. 0 turns the check off."
+            "description": "extractive engine: share of the question's content terms "
+            "(weighted by rarity, IDF) a chunk must contain to count as relevant; across "
+            "languages, of the Latin names and numbers a Korean question writes. "
+            "Similarity alone cannot tell an unanswerable question on the document's "
+            "topic from an answerable one. 0 turns the check off."
         },
     )
     evidence_sentences: int = field(

@@ -66,7 +66,7 @@ def test_term_support_refuses_on_topic_unanswerable(samples_index: DocumentIndex
 def test_shared_index_follows_the_runs_retrieval_setting(tmp_path: Path) -> None:
     from adaptsum.engines.factory import index_for
 
-    dense = index_for(Context(data_dir=str(tmp_path)))
+    dense = index_for(Context(data_dir=str(tmp_path), retrieval="dense"))
     hybrid = index_for(Context(data_dir=str(tmp_path), retrieval="hybrid"))
     assert dense.ctx.retrieval == "dense" and hybrid.ctx.retrieval == "hybrid"
     assert index_for(Context(data_dir=str(tmp_path), retrieval="hybrid")) is hybrid
