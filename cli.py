@@ -25,8 +25,24 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def run() -> None:
+    """The console script: `main`, then after Ctrl-C an exit that waits for no worker.
+
+    Worker threads (an embedding batch, a model call's executor) may still be busy when
+    Ctrl-C's line is printed; a normal exit joins them, which took minutes during
+    indexing. Everything finished is already durable (revisions are leased and
+    committed atomically, steps checkpointed), so the process ends as a kill would.
+    """
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Run one command and return its exit code (tests call it in-process)."""
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb: never phone home
@@ -846,4 +862,4 @@ def _error(message: str) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

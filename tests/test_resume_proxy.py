@@ -240,11 +240,6 @@ def test_ctrl_c_prints_one_line_with_the_thread_to_resume(
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap: one run exited in < 30 s, another had not exited 120 s after Ctrl-C "
-    "(embedding work goes on after the interrupt); not fixed yet",
-)
 def test_ctrl_c_during_index_prints_one_line(tmp_path: Path) -> None:
     pdf = tmp_path / "long.pdf"
     doc = pymupdf.open()
