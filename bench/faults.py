@@ -29,24 +29,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pymupdf
-
 REPO = Path(__file__).resolve().parents[1]
-
-
-def survey_pdf(path: Path, pages: int) -> Path:
-    """One short page per chunk (chunk size 48), each naming its station."""
-    doc = pymupdf.open()
-    for p in range(pages):
-        doc.new_page().insert_textbox(
-            pymupdf.Rect(50, 50, 550, 800),
-            f"Station {p + 1} of the survey lies at kilometre {7 * p + 3}. Its crew counted "
-            f"{11 * p + 5} birds and measured a water temperature of {p % 9 + 10} degrees. "
-            f"The river bank there is {p % 4 + 2} metres high and covered in reeds.",
-            fontsize=11,
-        )
-    doc.save(path)
-    return path
 
 
 def main() -> int:
@@ -60,7 +43,7 @@ def main() -> int:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests"))
-    from faultproxy import FaultProxy, rate_limited
+    from faultproxy import FaultProxy, rate_limited, survey_pdf
     from llm_server import running_server, start_llama_server
 
     from adaptsum.cli import main as cli

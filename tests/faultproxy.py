@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 STEPS = (
@@ -278,3 +279,20 @@ def fault_proxy(upstream: str, schedule: Schedule = no_faults, **kwargs) -> Iter
     """`FaultProxy` as a context manager function (for benches)."""
     with FaultProxy(upstream, schedule, **kwargs) as proxy:
         yield proxy
+
+
+def survey_pdf(path: Path, pages: int) -> Path:
+    """Short pages, each naming its station, so the proxy can tell which chunk a call sent."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for p in range(pages):
+        doc.new_page().insert_textbox(
+            pymupdf.Rect(50, 50, 550, 800),
+            f"Station {p + 1} of the survey lies at kilometre {7 * p + 3}. Its crew counted "
+            f"{11 * p + 5} birds and measured a water temperature of {p % 9 + 10} degrees. "
+            f"The river bank there is {p % 4 + 2} metres high and covered in reeds.",
+            fontsize=11,
+        )
+    doc.save(path)
+    return path

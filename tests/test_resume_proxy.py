@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from faultproxy import Fault, FaultProxy
+from faultproxy import Fault, FaultProxy, survey_pdf
 
 from adaptsum.engines.summary import cited_pages, paragraphs_of
 
@@ -36,21 +36,6 @@ ENV = {
     "ADAPTSUM_REQUEST_TIMEOUT": "600",  # a loaded CPU can take minutes per call
 }
 _MARK = re.compile(r"Station (\d+) of the survey")
-
-
-def survey_pdf(path: Path, pages: int) -> Path:
-    """Short pages, each naming its station, so the proxy can tell which chunk a call sent."""
-    doc = pymupdf.open()
-    for p in range(pages):
-        doc.new_page().insert_textbox(
-            pymupdf.Rect(50, 50, 550, 800),
-            f"Station {p + 1} of the survey lies at kilometre {7 * p + 3}. Its crew counted "
-            f"{11 * p + 5} birds and measured a water temperature of {p % 9 + 10} degrees. "
-            f"The river bank there is {p % 4 + 2} metres high and covered in reeds.",
-            fontsize=11,
-        )
-    doc.save(path)
-    return path
 
 
 def _stations(text: str) -> frozenset[int]:
