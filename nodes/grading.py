@@ -63,11 +63,23 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
         usage = exc.usage
         grade["reason"] = f"grader failed ({exc}); similarity rule: {grade['reason']}"
     except Exception as exc:
-        if not (last_attempt(runtime) and retryable(exc)):
+        if not gives_up(runtime, exc):
             raise  # retried by MODEL_RETRY, or final (deadline, Ctrl-C, a rejected request)
         grade = not_relevant(task["chunk"], chunk, exc)
         usage = {}
     return {"grades": {grade["chunk_id"]: grade}, "usage": usage}
+
+
+def gives_up(runtime: Runtime, exc: Exception) -> bool:
+    """Whether a grader's failure becomes "not relevant" rather than an error.
+
+    Only on the last attempt, for a transient fault that kept coming (a 500, a dropped
+    reply, a timeout). A server that cannot be reached at all ends the run with that
+    line instead: refusing would blame the documents for a server that is down.
+    """
+    from adaptsum.providers.chat import server_unreachable
+
+    return last_attempt(runtime) and retryable(exc) and not server_unreachable(exc)
 
 
 def not_relevant(hit: Retrieved, chunk: ChunkRecord, exc: Exception) -> Grade:
@@ -102,7 +114,7 @@ def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> 
             question, state.question_language, hits, chunks, documents
         )
     except Exception as exc:
-        if not (last_attempt(runtime) and retryable(exc)):
+        if not gives_up(runtime, exc):
             raise  # retried by MODEL_RETRY, or final (deadline, Ctrl-C, a rejected request)
         grades = [not_relevant(h, chunks[h["chunk_id"]], exc) for h in hits]
         usage, note = {}, grades[0]["reason"] if grades else ""

@@ -365,6 +365,31 @@ def _honour_retry_after(exc: BaseException, deadline: float | None) -> None:
     CANCEL.wait(delay)
 
 
+def server_unreachable(exc: BaseException) -> bool:
+    """True when no connection to the model server could be made at all (nothing listens).
+
+    Unlike a 500 or a reply cut mid-way, this says nothing about the passages: a step
+    that would fall back (a grader counting its chunks not relevant) must fail instead,
+    so the user reads "cannot reach the model server", not "the documents lack it".
+    """
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on it
+        return False
+    if not isinstance(exc, openai.APIConnectionError) or isinstance(exc, openai.APITimeoutError):
+        return False
+    # langchain-openai wraps openai's error, which wraps the HTTP client's (httpx, or the
+    # copy the openai package may bring under another module name): look down the chain.
+    cause: BaseException | None = exc
+    for _ in range(10):
+        cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            return False
+        if type(cause).__name__ == "ConnectError" or isinstance(cause, ConnectionRefusedError):
+            return True
+    return False
+
+
 def model_server_error(exc: BaseException, ctx: Context | None) -> str | None:
     """One line for a model call that failed on every attempt, or None if it is not one.
 

@@ -43,7 +43,7 @@ def test_image_only_page_of_a_mixed_pdf_is_read_by_ocr_at_its_page(
     seen: list[tuple[str, int, int]] = []
     loaded = load_pdf(pdf, progress=lambda *event: seen.append(event))
     assert loaded.ocr_pages == [2] and loaded.skipped_pages == 0
-    assert seen == [("ocr pages", 1, 1)]
+    assert [event for event in seen if event[0] == "ocr pages"] == [("ocr pages", 1, 1)]
     with pymupdf.open(EN_SAMPLE) as src:
         original = src[1].get_text().split()
     ocr_text = loaded.pages[1].page_content
@@ -83,7 +83,9 @@ def test_missing_ocr_language_is_one_clear_error(
 def test_scanned_bulletin_is_indexed_and_found_at_its_page(tesseract: None, tmp_path: Path) -> None:
     pdf = real_pdf("grumman-service-bulletin-scan-en.pdf")
     # The shared OCR cache (~/.cache/adaptsum/ocr) makes this fast after the first run.
-    index = DocumentIndex(Context(data_dir=str(tmp_path / "data")))
+    # Plain dense retrieval: this is about the OCR'd text and its page. (The default hybrid
+    # fusion ranks the chunk 4th of 4 here: a retrieval gap of #12, not an OCR one.)
+    index = DocumentIndex(Context(data_dir=str(tmp_path / "data"), retrieval="dense"))
     report = index.index_file(pdf)
     assert report.ocr_pages == 2 and report.skipped_pages == 0
     hits = index.search("To what pressure should the main gear tires be inflated?", k=3)
