@@ -256,8 +256,9 @@ def test_cli_ask_prints_the_answer_once(llm_server, llm_ctx) -> None:
     )
     assert plain.returncode == 0, plain.stderr
     body = plain.stdout.split("\nroute: ")[0].split("\nCitations:")[0].strip()
-    first_line = body.splitlines()[0]
-    assert plain.stdout.count(first_line) == 1  # streamed, then completed: printed once
+    # Streamed, then completed: printed once. (Not "its first line appears once": SmolLM2
+    # sometimes repeats a line of its own, which a streamed answer shows as it came.)
+    assert body and not _printed_twice(body), plain.stdout
     assert "Traceback" not in plain.stderr
 
 
@@ -289,3 +290,15 @@ def test_cli_dry_run_and_token_budget(llm_server, llm_ctx) -> None:
     assert budget.returncode != 0 or "budget" in (budget.stdout + budget.stderr).lower()
     predicted, prompt = _served(llm_server)
     assert predicted - before[0] + prompt - before[1] <= 300
+
+
+def _printed_twice(text: str) -> bool:
+    """True when `text` is one answer printed twice over (the stream, then the answer)."""
+    text = text.strip()
+    head = text[: min(40, len(text) // 2)]
+    start = text.find(head, 1)
+    while start != -1:
+        if text[:start].strip() == text[start:].strip():
+            return True
+        start = text.find(head, start + 1)
+    return False
