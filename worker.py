@@ -170,7 +170,7 @@ def handoff(argv: Sequence[str]) -> int | None:
     return _relay(conn, replies)
 
 
-def _relay(conn: socket.socket, replies: io.TextIOBase) -> int:
+def _relay(conn: socket.socket, replies: io.TextIOBase) -> int | None:
     """Print the worker's output as it comes; pass one Ctrl-C on; return its exit code."""
     interrupted = False
     while True:
@@ -183,9 +183,9 @@ def _relay(conn: socket.socket, replies: io.TextIOBase) -> int:
             with contextlib.suppress(OSError):
                 conn.sendall(b'{"interrupt": true}\n')
             continue
-        if not line:
-            print("adaptsum: error: the ask worker stopped mid-run; run again", file=sys.stderr)
-            return 1
+        if not line:  # the worker died mid-run: what it printed stays, the run is redone
+            print("adaptsum: the ask worker stopped mid-run; running it here", file=sys.stderr)
+            return None
         message = json.loads(line)
         if "out" in message:
             sys.stdout.write(message["out"])
