@@ -18,7 +18,7 @@ What keeps this safe:
   LangSmith/LangChain, proxy and OpenMP variables; a worker whose key differs exits and
   the caller runs in-process (then starts a fresh worker). It also exits when its code
   changes on disk, its socket or data directory is removed, or after
-  `ADAPTSUM_WORKER_IDLE` seconds (default 300) without a request;
+  `ADAPTSUM_WORKER_IDLE` seconds (default 300) without a request, or after 500 requests;
 - **no cross-talk**: one request at a time (the next caller waits in the socket's
   queue); each request starts from fresh store objects (index, catalogue, Chroma client),
   so documents indexed by another process meanwhile are seen exactly as a new process
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import hashlib
 import io
 import json
@@ -54,6 +55,8 @@ SETTING = "ADAPTSUM_WORKER"
 IDLE_SETTING = "ADAPTSUM_WORKER_IDLE"
 DEFAULT_IDLE_SECONDS = 300.0
 PROTOCOL = "1"
+MAX_REQUESTS = 500
+"""A fresh worker after this many requests, so nothing a run leaves behind can pile up."""
 
 _PACKAGE = Path(__file__).resolve().parent
 _PACKAGE_DIRS = ("", "engines", "graph", "ingest", "nodes", "providers", "state", "store")
@@ -378,6 +381,7 @@ def serve(data_dir: Path, idle_seconds: float) -> None:
     listener.listen(16)
     listener.settimeout(_POLL_SECONDS)
     last = time.monotonic()
+    served = 0
     try:
         while True:
             try:
@@ -395,8 +399,10 @@ def serve(data_dir: Path, idle_seconds: float) -> None:
             with conn, contextlib.suppress(KeyboardInterrupt):  # a late Ctrl-C of a caller
                 conn.settimeout(None)
                 keep = _serve_one(conn, key)
+            served += 1
+            gc.collect()  # each request's connections and stores, after the caller has its answer
             last = time.monotonic()
-            if not keep:
+            if not keep or served >= MAX_REQUESTS:
                 return
     finally:
         with contextlib.suppress(OSError):
