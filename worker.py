@@ -19,10 +19,12 @@ What keeps this safe:
   the caller runs in-process (then starts a fresh worker). It also exits when its code
   changes on disk, its socket or data directory is removed, or after
   `ADAPTSUM_WORKER_IDLE` seconds (default 300) without a request, or after 500 requests;
-- **no cross-talk**: one request at a time (the next caller waits in the socket's
-  queue); each request starts from fresh store objects (index, catalogue, Chroma client),
-  so documents indexed by another process meanwhile are seen exactly as a new process
-  would see them; only imports and models (e5, Kiwi, the language model) are kept;
+- **no cross-talk**: one request at a time (a caller that finds it busy for 2 s runs
+  in its own process); each request opens the stores (index, catalogue, Chroma client)
+  afresh and they are all closed after it, so documents indexed by another process
+  meanwhile are seen exactly as a new process would see them, and a worker that still
+  holds a store file open after a request retires; only imports and models (e5, Kiwi,
+  the language model) are kept;
 - **falls back**: anything unexpected before the request is accepted (no worker, a
   stale one, a refused or broken connection) runs the command in-process.
 
@@ -75,7 +77,9 @@ _CALLER_ENV = dict(os.environ)
 """The environment as the command got it, before `main` adds its defaults: a worker
 started with it computes the same key as the next caller."""
 _POLL_SECONDS = 2.0
-_CONNECT_TIMEOUT = 2.0
+_REQUEST_WAIT = 10.0
+_BUSY_WAIT = 2.0
+"""Seconds a caller waits for the worker to be free before running in its own process."""
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux
 
 
@@ -152,21 +156,22 @@ def handoff(argv: Sequence[str]) -> int | None:
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.settimeout(_CONNECT_TIMEOUT)
+        # A worker says hello when it takes the connection, which it does only when it
+        # is free: one busy with another caller's run is not waited for.
+        conn.settimeout(_BUSY_WAIT)
         conn.connect(str(path))
+        replies = conn.makefile("r", encoding="utf-8")
+        if "ready" not in json.loads(replies.readline() or "{}"):
+            conn.close()
+            return None
         request = {"key": code_key(), "argv": list(argv), "cwd": os.getcwd()}
         request["env"] = dict(os.environ)
         conn.sendall((json.dumps(request) + "\n").encode())
         conn.settimeout(None)  # the run may take as long as it takes
-        replies = conn.makefile("r", encoding="utf-8")
-        first = replies.readline()
-    except OSError:
+        message = json.loads(replies.readline() or "{}")
+    except (OSError, ValueError):  # no worker, a busy one, or a broken connection
         conn.close()
         return None
-    if not first:
-        conn.close()
-        return None
-    message = json.loads(first)
     if "accepted" not in message:  # stale or refused: the caller runs it
         conn.close()
         return None
@@ -272,16 +277,43 @@ def _as_caller(request: dict[str, Any], send: Any) -> Iterator[None]:
         os.environ.update(saved_env)
 
 
-def _fresh_store() -> None:
-    """Forget store objects so this request opens them as a new process would."""
+def _close_stores() -> None:
+    """Close every store a request opened, so none is open when the next one starts.
+
+    SQLite's locks are POSIX locks, which a process loses on a file when it closes *any*
+    descriptor of that file; `check_on_open` reads each database's header. In a fresh
+    process nothing is open then; here, a connection left from an earlier request would
+    lose its locks, and another process could then delete the WAL under it.
+    """
     from adaptsum.engines import factory
 
     with factory._lock:
+        indexes = list(factory._indexes.values())
         factory._indexes.clear()
+    for index in indexes:
+        with contextlib.suppress(Exception):
+            index.catalog.close()
     with contextlib.suppress(Exception):
         from chromadb.api.shared_system_client import SharedSystemClient
 
+        for system in list(SharedSystemClient._identifier_to_system.values()):
+            with contextlib.suppress(Exception):
+                system.stop()
         SharedSystemClient.clear_system_cache()
+    del indexes
+    gc.collect()
+
+
+def _open_store_files(data_dir: Path) -> list[str]:
+    """Files of the data directory (its worker folder apart) this process holds open."""
+    inside, own = f"{data_dir}{os.sep}", f"{_folder(data_dir)}{os.sep}"
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(inside) and not target.startswith(own):
+                found.append(target)
+    return found
 
 
 def _serve_one(conn: socket.socket, key: str) -> bool:
@@ -298,8 +330,17 @@ def _serve_one(conn: socket.socket, key: str) -> bool:
     if _peer_uid(conn) != os.getuid():
         send({"refused": "another user"})
         return True
+    send({"ready": True})
     reader = conn.makefile("r", encoding="utf-8")
-    request = json.loads(reader.readline() or "{}")
+    conn.settimeout(_REQUEST_WAIT)
+    try:
+        line = reader.readline()
+    except OSError:  # a caller that connected and said nothing
+        return True
+    if not line:  # the caller stopped waiting (it runs in its own process)
+        return True
+    conn.settimeout(None)
+    request = json.loads(line)
     if request.get("key") != key:
         send({"stale": "the caller's code or settings differ"})
         return False
@@ -316,7 +357,6 @@ def _serve_one(conn: socket.socket, key: str) -> bool:
     threading.Thread(target=watch, daemon=True, name="ask-caller").start()
     code = 1
     try:
-        _fresh_store()
         with _as_caller(request, send):
             try:
                 code = main(request["argv"])
@@ -374,6 +414,9 @@ def serve(data_dir: Path, idle_seconds: float) -> None:
         return  # another worker serves this data directory
     key = code_key()
     _warm_up(data_dir)
+    _close_stores()
+    if _open_store_files(data_dir):
+        return
     path = folder / "ask.sock"
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -406,10 +449,10 @@ def serve(data_dir: Path, idle_seconds: float) -> None:
                 conn.settimeout(None)
                 keep = _serve_one(conn, key)
             served += 1
-            gc.collect()  # each request's connections and stores, after the caller has its answer
+            _close_stores()  # after the caller has its answer
             last = time.monotonic()
-            if not keep or served >= MAX_REQUESTS:
-                return
+            if not keep or served >= MAX_REQUESTS or _open_store_files(data_dir):
+                return  # something stayed open: the next caller starts a fresh worker
     finally:
         with contextlib.suppress(OSError):
             if path.stat().st_ino == identity:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def _handoff(data: Path, argv: list[str], **extra: str) -> tuple[str, str]:
         timeout=300,
         check=True,
     )
-    return done.stdout, done.stderr.strip().splitlines()[-1]
+    return done.stdout + done.stderr, done.stderr.strip().splitlines()[-1]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -108,7 +109,8 @@ def test_worker_gives_the_whole_commands_answers(data: Path) -> None:
         assert stat.S_IMODE((folder / "ask.sock").stat().st_mode) == 0o600
         # served by the worker, and the caller imported none of the heavy libraries
         out, line = _handoff(data, QUESTIONS[0])
-        assert line == "served 0 []", line
+        assert line == "served 0 []", out
+        out = out[: out.rindex("}") + 1]  # the JSON, without the stderr lines after it
         assert {k: v for k, v in json.loads(out).items() if k not in ("thread_id", "seconds")} == (
             alone[0]
         )
@@ -128,6 +130,16 @@ def test_worker_gives_the_whole_commands_answers(data: Path) -> None:
         fresh = _ask(data, question)
         assert fresh == _ask(data, question, ADAPTSUM_WORKER="0")
         assert {c["source"] for c in fresh["citations"]} == {str(book)}
+
+        # a worker busy with another caller is not waited for: this caller runs itself
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        other.connect(str(data / "worker" / "ask.sock"))
+        assert other.makefile("r").readline().strip() == '{"ready": true}'
+        _, line = _handoff(data, QUESTIONS[1])
+        assert line.startswith("served None"), line
+        other.close()  # it said nothing: the worker goes back to serving
+        out, line = _handoff(data, QUESTIONS[1])
+        assert line == "served 0 []", out
 
         # other settings than the worker's: it steps aside, the caller runs in-process
         _, line = _handoff(data, QUESTIONS[1], ADAPTSUM_K="3")
