@@ -21,6 +21,10 @@ from helpers import CORPUS, EN_SAMPLE, KO_SAMPLE
 
 pytest_plugins = ["services", "llm_server"]  # real PostgreSQL/Chroma; a real llama-server
 
+# A CLI test's `adaptsum ask` must not leave a background ask worker behind in its tmp
+# data directory; tests/test_worker.py turns it on where it is the subject.
+os.environ.setdefault("ADAPTSUM_WORKER", "0")
+
 CLOSED_PORT_PROXY = "http://127.0.0.1:9"  # discard port: nothing listens, so it fails fast
 
 

