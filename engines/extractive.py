@@ -163,15 +163,15 @@ class ExtractiveEngine:
         passage that answers it; an unanswerable one on the same topic lacks them
         ("Qwen3의 주가": the passage has "Qwen3" but no "주가").
         """
-        from adaptsum.ingest.terms import tokenize
+        from adaptsum.ingest.terms import stem, tokenize
 
         terms = key_terms(question) if terms is None else terms
         if not terms:
             return 1.0, set()
-        present = set(tokenize(text))
+        present = {stem(t) for t in tokenize(text)}
         idf = self.index.lexical.idf()
         total = sum(idf(t) for t in terms)
-        missing = {t for t in terms if t not in present}
+        missing = {t for t in terms if stem(t) not in present}
         found = total - sum(idf(t) for t in missing)
         return (found / total if total > 0 else 1.0), missing
 
