@@ -108,3 +108,15 @@ def neutral_terms(text: str) -> list[str]:
     paper does; these are the only words BM25 can match across the two languages.
     """
     return sorted(t for t in key_terms(text) if _NEUTRAL.fullmatch(t))
+
+
+def coverage(terms: set[str], text: str) -> float:
+    """Share of `terms` that `text` holds, a word's inflections counted as the word.
+
+    Unweighted, so it ranks passages of one question against each other; the refusal
+    check weighs terms by rarity instead.
+    """
+    if not terms:
+        return 0.0
+    present = {stem(t) for t in tokenize(text)}
+    return sum(stem(t) in present for t in terms) / len(terms)
