@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import re
 
 import numpy as np
@@ -124,15 +125,36 @@ class ExtractiveEngine:
         documents: dict[str, DocumentRecord],
     ) -> Answer:
         """The best sentences above the threshold, quoted with their pages, best first."""
-        candidates: list[tuple[float, str, Grade, int]] = []
+        from adaptsum.ingest.terms import neutral_terms, stem, tokenize
+
+        scored: list[tuple[float, float, str, Grade, int, set[str]]] = []
         for grade in evidence:
             document = documents[grade["doc_id"]]
             chunk = chunks[grade["chunk_id"]]
             threshold = self.threshold(language, document)
+            terms = (
+                key_terms(question) if language == document.language else neutral_terms(question)
+            )
             for sentence, similarity in self.rank_sentences(question, chunk.chunk_id, chunk.text):
-                if similarity >= threshold or sentence.text == grade["evidence"]:
+                if similarity >= threshold - ANSWER_MARGIN or sentence.text == grade["evidence"]:
                     page = document.page_of(chunk.char_start + sentence.start)
-                    candidates.append((similarity, sentence.text, grade, page))
+                    held = {stem(t) for t in tokenize(sentence.text)} & {stem(t) for t in terms}
+                    key = similarity if sentence.text != grade["evidence"] else threshold
+                    scored.append((similarity, key, sentence.text, grade, page, held))
+        # Terms that few of these sentences hold say most about which one answers: in
+        # "When did Webb launch?" on the Webb article, "launch" rather than "Webb".
+        count = len(scored)
+        df: dict[str, int] = {}
+        for *_, held in scored:
+            for t in held:
+                df[t] = df.get(t, 0) + 1
+        weight = {t: math.log((count + 1) / (n + 0.5)) for t, n in df.items()}
+        total = sum(weight.values()) or 1.0
+        candidates: list[tuple[float, str, Grade, int]] = []
+        for similarity, key, text, grade, page, held in scored:
+            cover = sum(weight[t] for t in held) / total
+            if key >= self.threshold(language, documents[grade["doc_id"]]) or cover > 0:
+                candidates.append((similarity + ANSWER_TERM_WEIGHT * cover, text, grade, page))
         candidates.sort(key=lambda c: -c[0])
         seen: set[str] = set()
         picked: list[tuple[float, str, Grade, int]] = []
@@ -163,15 +185,15 @@ class ExtractiveEngine:
         passage that answers it; an unanswerable one on the same topic lacks them
         ("Qwen3의 주가": the passage has "Qwen3" but no "주가").
         """
-        from adaptsum.ingest.terms import tokenize
+        from adaptsum.ingest.terms import stem, tokenize
 
         terms = key_terms(question) if terms is None else terms
         if not terms:
             return 1.0, set()
-        present = set(tokenize(text))
+        present = {stem(t) for t in tokenize(text)}
         idf = self.index.lexical.idf()
         total = sum(idf(t) for t in terms)
-        missing = {t for t in terms if t not in present}
+        missing = {t for t in terms if stem(t) not in present}
         found = total - sum(idf(t) for t in missing)
         return (found / total if total > 0 else 1.0), missing
 
@@ -216,18 +238,32 @@ class ExtractiveEngine:
 def _cross_terms(question: str) -> set[str]:
     """Terms of a question that a document in another language can be checked for.
 
-    Only a question in a non-Latin script (Korean) has them: the names and numbers it
-    writes in Latin letters and digits. An English question's words are all Latin and
-    none of them would be found in a Korean passage, so it gets none (an empty set).
+    A question in a non-Latin script (Korean) writes its names and numbers in Latin
+    letters and digits, as the English document does: all of those. An English question
+    on a Korean document shares only its acronyms and numbers ("CEO", "GPU", "GFSM2014",
+    "2024"): its other words, even capitalised ones ("English", "Seoul"), are written in
+    Hangul there, so they cannot be looked for.
     """
-    from adaptsum.ingest.terms import neutral_terms
+    from adaptsum.ingest.terms import key_terms, neutral_terms, tokenize
 
-    if not _HANGUL.search(question):
-        return set()
-    return set(neutral_terms(question))
+    if _HANGUL.search(question):
+        return set(neutral_terms(question))
+    names = {t for word in _NAME_LIKE.findall(question) for t in tokenize(word)}
+    return names & key_terms(question)
 
+
+_NAME_LIKE = re.compile(r"\b(?:[A-Z][A-Z0-9]+|\w*\d\w*)\b")
+"""Acronyms and words with digits: the Latin terms a document in Hangul keeps as they are."""
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+ANSWER_MARGIN = 0.03
+"""How far under the threshold a sentence of a relevant passage may be quoted, if it
+holds one of the question's terms (the launch date beside the sentence naming Webb)."""
+
+ANSWER_TERM_WEIGHT = 0.1
+"""Quote-order bonus for a sentence holding the question's terms, weighted by how few
+of the candidate sentences hold each one."""
 
 LEXICAL_WEIGHT = 0.05
 """Ranking bonus for a sentence holding all the question's key terms (names, numbers)."""

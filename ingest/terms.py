@@ -77,6 +77,27 @@ def key_terms(text: str) -> set[str]:
     }
 
 
+_SUFFIXES = ("ings", "ing", "ied", "ies", "ed", "es", "s", "e")
+
+
+def stem(term: str) -> str:
+    """A Latin word without its inflection ("launched", "launches" -> "launch").
+
+    For matching a question's terms against a passage only ("When did Webb launch?"
+    must find "launched"): a crude suffix cut, not a linguistic stemmer, applied to
+    words of five letters or more; Korean morphemes and numbers are returned as they are.
+    """
+    if len(term) < 5 or not term.isascii() or not term.isalpha():
+        return term
+    for suffix in _SUFFIXES:
+        if term.endswith(suffix) and len(term) - len(suffix) >= 4:
+            if suffix == "s" and term.endswith("ss"):
+                return term
+            base = term[: -len(suffix)]
+            return base + "y" if suffix in ("ies", "ied") else base
+    return term
+
+
 _NEUTRAL = re.compile(r"[a-z0-9][a-z0-9.]*")
 
 
@@ -87,3 +108,15 @@ def neutral_terms(text: str) -> list[str]:
     paper does; these are the only words BM25 can match across the two languages.
     """
     return sorted(t for t in key_terms(text) if _NEUTRAL.fullmatch(t))
+
+
+def coverage(terms: set[str], text: str) -> float:
+    """Share of `terms` that `text` holds, a word's inflections counted as the word.
+
+    Unweighted, so it ranks passages of one question against each other; the refusal
+    check weighs terms by rarity instead.
+    """
+    if not terms:
+        return 0.0
+    present = {stem(t) for t in tokenize(text)}
+    return sum(stem(t) in present for t in terms) / len(terms)

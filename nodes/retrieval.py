@@ -51,6 +51,14 @@ def translate_query(state: State, runtime: Runtime[Context], chat_model=None) ->
 RRF_K = 60
 """Reciprocal rank fusion's constant (its paper's value)."""
 
+EVIDENCE_WEIGHT = 0.1
+"""Rerank bonus for a passage holding all the question's terms (share held x this).
+
+Chosen on the tune split and the dev set (recall@1 of the rerank 0.53 -> 0.60 and
+0.80 -> 0.90; 0.05 gained less, 0.2 and 0.3 no more): between two passages whose best
+sentences are about as close to the question, the one that names what was asked wins.
+"""
+
 
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Top-k chunks over all queries, best score per chunk, restricted to the documents."""
@@ -61,6 +69,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     depth = ctx.k * ctx.rerank_depth if rerank else ctx.k
     best: dict[str, Retrieved] = {}
     texts: dict[str, str] = {}
+    languages: dict[str, str] = {}
     fused: dict[str, float] = {}  # each query's ranking, by reciprocal rank fusion
     for query in state.retrieval_queries or [state.request]:
         hits = index.search(query, k=depth, docs=state.doc_ids or None, pages=pages)
@@ -69,6 +78,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 RRF_K + rank + 1
             )
             texts[hit.chunk.chunk_id] = hit.chunk.text
+            languages[hit.chunk.chunk_id] = hit.document.language
             chunk_id = hit.chunk.chunk_id
             if chunk_id not in best or best[chunk_id]["score"] < hit.score:
                 best[chunk_id] = Retrieved(
@@ -84,9 +94,18 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         engine = ExtractiveEngine(resources_for(ctx))
         question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
 
+        from adaptsum.ingest.terms import coverage, key_terms, neutral_terms
+
+        # The question's terms a passage can hold: all of them in the question's own
+        # language, only the names and numbers written in Latin letters in another.
+        own, shared = key_terms(question), set(neutral_terms(question))
+
         def sentence_score(hit: Retrieved) -> float:
-            ranked = engine.rank_sentences(question, hit["chunk_id"], texts[hit["chunk_id"]])
-            return max((sim for _, sim in ranked), default=hit["score"])
+            cid = hit["chunk_id"]
+            ranked = engine.rank_sentences(question, cid, texts[cid])
+            similarity = max((sim for _, sim in ranked), default=hit["score"])
+            terms = own if languages[cid] == state.question_language else shared
+            return similarity + EVIDENCE_WEIGHT * coverage(terms, texts[cid])
 
         by_sentence = sorted(best.values(), key=lambda r: -sentence_score(r))
         ranked = by_sentence[: ctx.k]

@@ -226,10 +226,12 @@ class Context:
         },
     )
     similarity_threshold: float = field(
-        default=0.835,
+        default=0.82,
         metadata={
             "description": "extractive engine: lowest cosine similarity (multilingual-e5) of "
-            "a chunk's best sentence to the question for the chunk to count as relevant."
+            "a chunk's best sentence to the question for the chunk to count as relevant. A "
+            "floor only: within one language, the question's terms the chunk holds decide "
+            "(min_term_support)."
         },
     )
     cross_lingual_threshold: float = field(
@@ -240,7 +242,7 @@ class Context:
         },
     )
     min_term_support: float = field(
-        default=0.5,
+        default=0.65,
         metadata={
             "description": "extractive engine: share of the question's content terms "
             "(weighted by rarity, IDF) a chunk must contain to count as relevant; across "

@@ -48,3 +48,17 @@ def test_detection_languages_match_the_named_ones() -> None:
     assert sorted(LANGUAGES) == sorted(LANGUAGE_NAMES)
     assert detect_language("우발부채란 무엇인가요?") == "ko"
     assert detect_language("The telescope launched on 25 December 2021.") == "en"
+
+
+def test_inflections_match_and_cross_language_terms_are_names_and_numbers() -> None:
+    from adaptsum.engines.extractive import _cross_terms
+
+    assert terms.stem("launched") == terms.stem("launches") == terms.stem("launch") == "launch"
+    assert terms.stem("studies") == "study" and terms.stem("class") == "class"
+    assert terms.coverage({"webb", "launch"}, "It was launched in 2021.") == 0.5
+    # An English question on a Korean document: only acronyms and numbers can be looked for.
+    assert _cross_terms("Who is the CEO of Alibaba Cloud?") == {"ceo"}
+    assert _cross_terms("What is the population of Seoul?") == set()
+    assert _cross_terms("How was GFSM2014 used in 2024?") == {"gfsm", "2014", "2024"}
+    # A Korean question on an English document: every Latin name and number it writes.
+    assert _cross_terms("MIRI는 몇 켈빈까지 냉각되나요?") == {"miri"}
