@@ -132,15 +132,29 @@ def _kill_and_resume(
         assert resumed.returncode == 0, resumed.stderr
         assert f"resuming thread {thread.group(1)}" in resumed.stderr
         after = proxy.calls[mark:]
-    return proxy, before, after, json.loads(resumed.stdout), in_flight
+        # A clean run of the same document and settings on a new thread, to compare with.
+        clean = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+        assert clean.returncode == 0, clean.stderr
+    out = json.loads(resumed.stdout)
+    _same_structure(out, json.loads(clean.stdout), pages)
+    return proxy, before, after, out, in_flight
 
 
-def _shape_ok(out: dict, pages: int) -> None:
-    """The structure a clean run gives: one paragraph, citing pages the PDF has."""
-    paragraphs = paragraphs_of(out["answer"])
-    assert len(paragraphs) == 1, out["answer"]
-    assert cited_pages(paragraphs[0]), out["answer"]
-    assert out["citations"] and all(1 <= c["page"] <= pages for c in out["citations"])
+def _same_structure(out: dict, clean: dict, pages: int) -> None:
+    """The resumed summary is built as a clean run's: same plan, paragraphs, citations.
+
+    Not the same words: the model writes each map anew, and llama-server's batching of
+    parallel slots makes even greedy decoding vary, so a text diff would test the server.
+    """
+    keys = ("strategy", "chunks", "document_tokens", "language", "engine")
+    assert {k: out["summary_plan"][k] for k in keys} == {k: clean["summary_plan"][k] for k in keys}
+    assert out["route"] == clean["route"] == "summarize"
+    resumed_paragraphs = paragraphs_of(out["answer"])
+    clean_paragraphs = paragraphs_of(clean["answer"])
+    assert len(resumed_paragraphs) == len(clean_paragraphs) == 1, (out["answer"], clean["answer"])
+    for run, paragraphs in ((out, resumed_paragraphs), (clean, clean_paragraphs)):
+        assert all(cited_pages(p) for p in paragraphs), run["answer"]  # each one cites
+        assert run["citations"] and all(1 <= c["page"] <= pages for c in run["citations"])
 
 
 @pytest.mark.real_llm
@@ -164,7 +178,6 @@ def test_kill_9_mid_map_resumes_with_no_new_calls_for_finished_chunks(
     assert len(repeated) <= CONCURRENCY, (len(repeated), in_flight)
     assert len(again) == chunks - len(before) + len(repeated)
     assert len(before | {_stations(c.user) for c in again}) == chunks
-    _shape_ok(out, 8)
 
 
 @pytest.mark.real_llm
@@ -176,7 +189,6 @@ def test_kill_9_mid_refine_resumes_at_the_next_chunk(llm_server, tmp_path: Path)
     repeated = [c for c in again if _stations(c.user) in before]
     assert len(repeated) <= 1  # refine is sequential: one call at a time
     assert len(again) == out["summary_plan"]["chunks"] - len(before) + len(repeated)
-    _shape_ok(out, 4)
 
 
 def _interrupt(command: list[str], env: dict, ready) -> tuple[int, list[str], float]:
