@@ -22,19 +22,12 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from faultproxy import Fault, FaultProxy, survey_pdf
+from faultproxy import SUMMARY_ENV, Fault, FaultProxy, summarize_args, survey_pdf
 
 from adaptsum.engines.summary import cited_pages, paragraphs_of
 
 EXE = str(Path(sys.executable).with_name("adaptsum"))
 CONCURRENCY = 2
-ENV = {
-    "ADAPTSUM_MAP_MAX_TOKENS": "12",
-    "ADAPTSUM_MAP_PARAGRAPHS": "1",
-    "ADAPTSUM_MAP_SENTENCES": "1",
-    "ADAPTSUM_MAP_CACHE": "0",  # a cache hit would hide a repeated map
-    "ADAPTSUM_REQUEST_TIMEOUT": "600",  # a loaded CPU can take minutes per call
-}
 _MARK = re.compile(r"Station (\d+) of the survey")
 
 
@@ -45,36 +38,11 @@ def _stations(text: str) -> frozenset[int]:
 
 
 def _command(pdf: Path, data: Path, base_url: str, strategy: str) -> list[str]:
-    return [
-        EXE,
-        "summarize",
-        str(pdf),
-        "--strategy",
-        strategy,
-        "--engine",
-        "llm",
-        "--chat-model",
-        "openai:smollm2-135m-instruct",
-        "--chat-base-url",
-        base_url,
-        "--chunk-size",
-        "48",
-        "--chunk-overlap",
-        "0",
-        "--paragraphs",
-        "1",
-        "--sentences",
-        "1",
-        "--concurrency",
-        str(CONCURRENCY),
-        "--data-dir",
-        str(data),
-        "--json",
-    ]
+    return [EXE, *summarize_args(pdf, data, base_url, strategy=strategy, concurrency=CONCURRENCY)]
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, **ENV, **(extra or {})}
+    return {**os.environ, **SUMMARY_ENV, **(extra or {})}
 
 
 def _kill_and_resume(
