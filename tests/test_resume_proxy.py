@@ -101,8 +101,10 @@ def _kill_and_resume(
         assert f"resuming thread {thread.group(1)}" in resumed.stderr
         after = proxy.calls[mark:]
         # A clean run of the same document and settings on a new thread, to compare with.
+        started = time.monotonic()
         clean = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
         assert clean.returncode == 0, clean.stderr
+        print(f"{strategy}: the clean run to compare with took {time.monotonic() - started:.0f} s")
     out = json.loads(resumed.stdout)
     _same_structure(out, json.loads(clean.stdout), pages)
     return proxy, before, after, out, in_flight
