@@ -98,7 +98,10 @@ def _kill_and_resume(
             timeout=1200,
         )
         assert resumed.returncode == 0, resumed.stderr
-        assert f"resuming thread {thread.group(1)}" in resumed.stderr
+        assert f"resuming thread {thread.group(1)}" in resumed.stderr, (
+            [(c.step, c.status) for c in proxy.calls[:mark]],
+            resumed.stdout[-1500:],
+        )
         after = proxy.calls[mark:]
         # A clean run of the same document and settings on a new thread, to compare with.
         started = time.monotonic()
