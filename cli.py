@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,11 +29,18 @@ EXIT_USAGE = 2
 def run() -> None:
     """The console script: `main`, then after Ctrl-C an exit that waits for no worker.
 
+    Ctrl-C is made to raise KeyboardInterrupt whatever SIGINT's inherited disposition:
+    a process started in the background by a non-interactive shell (`cmd &` in a script,
+    as CI runners do) inherits SIGINT *ignored*, and Python then installs no handler. An
+    `index` started that way ignored Ctrl-C (`kill -INT`) and ran to the end, exit 0,
+    while `ask` and `summarize` stopped because their model-call guard installs its own.
+
     Worker threads (an embedding batch, a model call's executor) may still be busy when
     Ctrl-C's line is printed; a normal exit joins them, which took minutes during
     indexing. Everything finished is already durable (revisions are leased and
     committed atomically, steps checkpointed), so the process ends as a kill would.
     """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from adaptsum import worker
 
     argv = sys.argv[1:]
@@ -113,7 +121,10 @@ def _parser() -> argparse.ArgumentParser:
         help="OpenAI-compatible embeddings server, e.g. http://host/v1",
     )
     common.add_argument(
-        "-v", "--verbose", action="store_true", help="log finished map/collapse tasks to stderr"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log finished map/collapse tasks, and index progress off a terminal, to stderr",
     )
     common.add_argument(
         "--chunk-size", type=_at_least(16), help="tokens per chunk (o200k_base; default 400)"
@@ -412,7 +423,11 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
     urls = [p for p in args.paths if is_url(p)]
     for path in [*urls, *_expand([p for p in args.paths if not is_url(p)])]:
         name = path if isinstance(path, str) else path.name
-        bars = _Bars(name, enabled=not args.no_progress and sys.stderr.isatty())
+        bars = _Bars(
+            name,
+            enabled=not args.no_progress and sys.stderr.isatty(),
+            lines=args.verbose and not args.no_progress,
+        )
         try:
             if isinstance(path, str):  # a URL: downloaded into the data dir, then indexed
                 path = fetch_pdf(path, index.root / "uploads")
@@ -424,6 +439,12 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
             _error(str(exc))
             failures += 1
             continue
+        except KeyboardInterrupt:
+            bars.close()
+            raise _Interrupted(
+                f"interrupted while indexing {_safe(name)}; documents already indexed are "
+                "kept, a half-written one never is: run the same command to resume"
+            ) from None
         bars.close()
         totals["pages"] += report.pages
         totals["chunks"] += report.chunks
@@ -826,14 +847,34 @@ def _cmd_search(args: argparse.Namespace, ctx: Context) -> int:
 
 
 class _Bars:
-    """tqdm bars for the pages, chunks and embeddings of one file, created on demand."""
+    """tqdm bars for the pages, chunks and embeddings of one file, created on demand.
 
-    def __init__(self, name: str, enabled: bool) -> None:
+    Without a terminal there are no bars; `lines` (`index -v`) then prints plain progress
+    lines instead (a stage's first two, then at most one a second, and its last), so a log
+    or a test sees how far indexing got.
+    """
+
+    def __init__(self, name: str, enabled: bool, lines: bool = False) -> None:
         self.name = name
         self.enabled = enabled
+        self.lines = lines and not enabled
         self.bars: dict[str, Any] = {}
+        self._printed: dict[str, float] = {}
+        self._shown: dict[str, int] = {}
+        self._last: dict[str, int] = {}
 
     def update(self, stage: str, done: int, total: int) -> None:
+        if self.lines:
+            now = time.monotonic()
+            shown = self._shown.get(stage, 0)
+            # a stage's first two updates (it started, its first part is done), then at
+            # most one a second, and its last
+            due = done >= total or shown < 2 or now - self._printed.get(stage, 0.0) >= 1.0
+            if due and self._last.get(stage) != done:
+                self._printed[stage] = now
+                self._shown[stage] = shown + 1
+                self._last[stage] = done
+                print(f"{_safe(self.name)}: {stage} {done}/{total}", file=sys.stderr, flush=True)
         if not self.enabled:
             return
         from tqdm import tqdm

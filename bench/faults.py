@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests"))
-    from faultproxy import FaultProxy, rate_limited, survey_pdf
+    from faultproxy import SUMMARY_ENV, FaultProxy, rate_limited, summarize_args, survey_pdf
     from llm_server import running_server, start_llama_server
 
     from adaptsum.cli import main as cli
@@ -55,13 +55,7 @@ def main() -> int:
             server = stack.enter_context(start_llama_server())
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-faults-")))
         pdf = survey_pdf(root / "survey.pdf", args.chunks)
-        os.environ.update(
-            ADAPTSUM_MAP_MAX_TOKENS="12",
-            ADAPTSUM_MAP_PARAGRAPHS="1",
-            ADAPTSUM_MAP_SENTENCES="1",
-            ADAPTSUM_MAP_CACHE="0",
-            ADAPTSUM_REQUEST_TIMEOUT="600",
-        )
+        os.environ.update(SUMMARY_ENV)
         common = ["--chunk-size", "48", "--chunk-overlap", "0", "--data-dir", str(root / "d")]
         assert cli(["index", str(pdf), *common]) == 0
         proxy = stack.enter_context(
@@ -71,26 +65,13 @@ def main() -> int:
         started = time.perf_counter()
         with contextlib.redirect_stdout(out):
             code = cli(
-                [
-                    "summarize",
-                    str(pdf),
-                    "--strategy",
-                    "map_reduce",
-                    "--engine",
-                    "llm",
-                    "--chat-model",
-                    f"openai:{server.model}",
-                    "--chat-base-url",
+                summarize_args(
+                    pdf,
+                    root / "d",
                     proxy.base_url,
-                    "--paragraphs",
-                    "1",
-                    "--sentences",
-                    "1",
-                    "--concurrency",
-                    str(args.concurrency),
-                    "--json",
-                    *common,
-                ]
+                    concurrency=args.concurrency,
+                    model=server.model,
+                )
             )
         seconds = time.perf_counter() - started
     result = json.loads(out.getvalue()) if code == 0 else {}

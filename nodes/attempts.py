@@ -5,32 +5,49 @@ timed out, a reply could not be parsed, the connection dropped), LangGraph disca
 its return value and runs the node again, so the tokens that attempt spent would be
 lost from the run's usage. `counting_attempts` wraps such a node: each attempt runs
 inside an attempt ledger (`providers.chat.attempt_ledger`) that sees every call, a
-failed attempt's ledger is kept under the task's id, and the attempt that succeeds
-reports its own calls plus those of the attempts before it.
+failed attempt's ledger is kept under its run and task id, and the attempt that
+succeeds reports its own calls plus those of the attempts before it.
+
+What is kept lives in this process: a run resumed in another process (another server
+worker) does not see the failed attempts of the one before, whose calls it then leaves
+out of the usage. It is dropped when its run starts a new turn, and past `_MAX_KEPT`
+entries the oldest go first, so a long-lived server holds a bounded amount.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime
 
+from adaptsum.providers.budget import run_key
 from adaptsum.providers.chat import attempt_ledger, total_usage
 from adaptsum.state.graph_state import Usage, add_usage
 
-_failed: dict[str, Usage] = {}
+_failed: OrderedDict[tuple[str, str], Usage] = OrderedDict()
+"""Usage of failed attempts by (run, task id), least recently failed first."""
 _lock = threading.Lock()
 _MAX_KEPT = 1000
-"""Failed attempts of tasks that never succeeded (the run failed) are dropped past this."""
+"""Bound on `_failed`: tasks that never succeeded (their run failed) leave entries behind."""
 
 
-def _task_key(runtime: Runtime) -> str | None:
+def _task_key(runtime: Runtime) -> tuple[str, str] | None:
     info = getattr(runtime, "execution_info", None)
-    return getattr(info, "task_id", None) if info is not None else None
+    task = getattr(info, "task_id", None) if info is not None else None
+    return (run_key(runtime), task) if task else None
+
+
+def forget_failed(runtime: Runtime) -> None:
+    """Drop what failed attempts of this run left (its turn is over: nothing will claim it)."""
+    run = run_key(runtime)
+    with _lock:
+        for key in [k for k in _failed if k[0] == run]:
+            del _failed[key]
 
 
 def counting_attempts(node: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
@@ -48,9 +65,9 @@ def counting_attempts(node: Callable[..., Any], **bound: Any) -> Callable[..., A
                 # under the same task id, and its calls so far were still made.
                 if key is not None and ledger:
                     with _lock:
-                        if len(_failed) > _MAX_KEPT:
-                            _failed.clear()
-                        _failed[key] = add_usage(_failed.get(key, {}), total_usage(ledger))
+                        _failed[key] = add_usage(_failed.pop(key, {}), total_usage(ledger))
+                        while len(_failed) > _MAX_KEPT:
+                            _failed.popitem(last=False)  # the oldest first, not all at once
                 raise
         with _lock:
             earlier = _failed.pop(key, {}) if key is not None else {}

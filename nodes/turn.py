@@ -17,6 +17,7 @@ from adaptsum.engines.factory import index_for
 from adaptsum.engines.language import detect_language
 from adaptsum.errors import AdaptsumError, DocumentError, InputError
 from adaptsum.ingest.fetch import fetch_pdf, is_upload, is_url, save_upload
+from adaptsum.nodes.attempts import forget_failed
 from adaptsum.providers.budget import forget_run
 from adaptsum.state.context import Context, on_server
 from adaptsum.state.graph_state import IndexedDocument, IndexState, Mode, State, Strategy
@@ -73,6 +74,7 @@ def start_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """
     check_input(state)
     forget_run(runtime)  # the token budget is per turn
+    forget_failed(runtime)  # and so is the usage of the last turn's failed attempts
     return {
         "token_budget": runtime.context.max_tokens,
         "turn": state.turn + 1,

