@@ -400,6 +400,11 @@ class DocumentIndex:
             holder, stale = self.catalog.begin_revision(self.collection, revision, owner)
             if holder is None:
                 self._delete_vectors(stale, owner)
+                if not live and self.catalog.find_revision(self.collection, revision) is not None:
+                    # Another writer committed it between our first look and this claim
+                    # (it was granted at once, so the check after the wait never ran).
+                    self.catalog.forget_pending(self.collection, [revision], owner)
+                    return False
                 return True
             time.sleep(CLAIM_POLL_SECONDS)
             if not live and self.catalog.find_revision(self.collection, revision) is not None:

@@ -10,6 +10,7 @@ import pytest
 
 from adaptsum.errors import AdaptsumError
 from adaptsum.state.context import Context
+from adaptsum.store.catalog import new_owner
 from adaptsum.store.index import DocumentIndex, PageRange
 
 from helpers import EN_SAMPLE, KO_SAMPLE
@@ -47,6 +48,19 @@ def test_changed_file_replaces_its_chunks(data_dir: Path, sample_copy: Path) -> 
     assert {m["doc_id"] for m in metas} == {new.doc_id}  # no stale leftovers
     hits = index.search("한글 창제", k=3)
     assert all(h.document.doc_id == new.doc_id for h in hits)
+
+
+def test_a_revision_another_writer_finished_is_not_written_again(data_dir: Path) -> None:
+    """Writer B looked before writer A committed, then claims only after A is done."""
+    index = DocumentIndex(Context(data_dir=str(data_dir)))
+    index.index_file(EN_SAMPLE)  # writer A, finished
+    (doc,) = index.documents()
+    vectors = len(_records(index))
+    assert index._claim(doc.revision, new_owner()) is False  # writer B: nothing to write
+    assert index.catalog.begin_revision(index.collection, doc.revision, "probe") == (None, [])
+    assert len(_records(index)) == vectors
+    again = DocumentIndex(Context(data_dir=str(data_dir))).index_file(EN_SAMPLE)
+    assert again.status == "unchanged"
 
 
 def test_chunking_change_makes_a_new_revision(data_dir: Path) -> None:
