@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from adaptsum import prompts
 from adaptsum.engines.base import Answer, Classification, Resources
 from adaptsum.engines.language import REFUSAL, language_name, phrase
-from adaptsum.providers.chat import Reply, call, length_error_reply
+from adaptsum.providers.chat import Reply, call, dedupe_lines, length_error_reply
 from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, add_usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 
@@ -504,8 +504,10 @@ class LLMEngine:
                 attempt=attempt,
             )
             usage = add_usage(usage, reply.usage)
-            # A streamed reply is already on the user's screen: keep it as it is.
-            text = reply.raw.rstrip() if streamed else dedupe_sentences(reply.text)
+            # A streamed reply is shown line by line as it comes (a line repeating an
+            # earlier one is not shown): the final text drops the same lines, and no more.
+            raw = reply.raw.strip()
+            text = dedupe_lines(raw) if streamed else dedupe_sentences(reply.text)
             if reply.truncated:
                 notes.append("the answer reached its max_tokens and was cut")
             refused = _is_refusal(text, refusal)
@@ -541,12 +543,16 @@ class LLMEngine:
                 terms=", ".join(unsupported[:8])
             )
             notes.append(f"not found in the evidence: {', '.join(unsupported[:8])}")
+        added = final[len(text) :]
+        if streamed:  # what a client that drops repeated lines of the stream shows
+            final = dedupe_lines(raw + added)
         return Answer(
             final,
             citations,
             usage,
             refused=False,
-            streamed=reply.raw.rstrip() if streamed else "",
+            streamed=raw if streamed else "",
+            added=added if streamed else "",
             notes=notes,
             message_id=_message_id(reply),
         )

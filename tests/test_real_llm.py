@@ -22,6 +22,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from adaptsum import Context, build_graph
 from adaptsum.engines.language import REFUSAL
+from adaptsum.providers.chat import dedupe_lines
 from adaptsum.store.index import DocumentIndex
 
 from helpers import EN_SAMPLE, KO_SAMPLE
@@ -126,9 +127,10 @@ def test_ask_en_streams_the_answer_once_and_counts_server_usage(llm_server, llm_
     )
     predicted, _ = _served(llm_server)
     _check_answer(state)
-    # Only the answer reaches the messages stream, and it adds up to the final answer.
+    # Only the answer reaches the messages stream, and it adds up to the final answer
+    # (less any line the model repeated, which the answer drops: SmolLM2 may loop).
     assert nodes <= {"answer", "refuse"}
-    assert streamed.strip() == state["answer"].strip()
+    assert dedupe_lines(streamed.strip()).strip() == state["answer"].strip()
     _check_usage(state["usage"], predicted - before[0])  # every call counted
 
 
