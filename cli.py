@@ -595,13 +595,7 @@ def _run_graph(
         )
         return 0
     answer = result.get("answer", "").strip()
-    shown = streamed.visible()
-    if not streamed.printed_any:
-        print(answer)
-    elif answer.startswith(shown):
-        print(answer[len(shown) :])  # what adaptsum added to the streamed text; never twice
-    else:  # the streamed draft was replaced (rewritten or refused): show the final one
-        print(f"\n\n{answer}")
+    streamed.finish(answer)
     citations = result.get("citations", [])
     if citations and ctx.engine == "llm" and result.get("route") == "answer":
         print("\nCitations:")
@@ -701,34 +695,50 @@ class _SummaryBar:
 
 
 class _TokenPrinter:
-    """Prints streamed answer tokens as they arrive, hiding <think> blocks."""
+    """Prints a streamed answer line by line as it arrives, hiding <think> blocks.
+
+    A line identical to an earlier one is not printed again (a small model may repeat
+    one many times); the final answer drops the same lines (`dedupe_lines`), so what
+    is printed, completed by `finish`, is the final answer exactly. A line is printed
+    once it is complete; its newline only with the next one (the answer's last line
+    has none).
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.buffer = ""
-        self.shown = 0
+        self.shown = ""
         self.printed_any = False
-
-    def visible(self) -> str:
-        """The text shown so far (no <think> block)."""
-        from adaptsum.providers.chat import strip_think
-
-        return strip_think(self.buffer) if self.printed_any else ""
 
     def feed(self, text: str) -> None:
         if not self.enabled or not text:
             return
-        from adaptsum.providers.chat import strip_think
+        from adaptsum.providers.chat import dedupe_lines, strip_think
 
         self.buffer += text
         if "<think>" in self.buffer and "</think>" not in self.buffer:
             return  # still thinking
         visible = strip_think(self.buffer)
-        if len(visible) > self.shown:
-            sys.stdout.write(visible[self.shown :])
+        complete = dedupe_lines(visible[: visible.rfind("\n") + 1])
+        complete = complete.removesuffix("\n")
+        if len(complete) > len(self.shown) and complete.startswith(self.shown):
+            sys.stdout.write(complete[len(self.shown) :])
             sys.stdout.flush()
-            self.shown = len(visible)
+            self.shown = complete
             self.printed_any = True
+
+    def finish(self, answer: str) -> None:
+        """Print the rest of the final `answer`: its last line and what adaptsum added.
+
+        If the streamed draft was replaced (rewritten, or refused), the final one is
+        printed whole after it.
+        """
+        if not self.printed_any:
+            print(answer)
+        elif answer.startswith(self.shown):
+            print(answer[len(self.shown) :])  # never a line twice
+        else:
+            print(f"\n\n{answer}")
 
 
 def _cmd_eval(args: argparse.Namespace, ctx: Context) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import sys
 import tempfile
 import threading
@@ -88,16 +89,19 @@ def round_trips(calls: list[dict[str, Any]]) -> tuple[int, float]:
 
 
 @contextlib.contextmanager
-def counting_proxy(upstream: str) -> Iterator[tuple[str, list[dict[str, float]]]]:
+def counting_proxy(upstream: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A pass-through HTTP proxy to `upstream` (a base URL) that logs each POST's span.
 
-    Yields its own base URL and the list it appends `{"start", "end"}` to. Replies,
+    Yields its own base URL and the list it appends `{"start", "end", "step"}` to (the
+    step told from the system prompt, as `tests/faultproxy.py` does). Replies,
     streamed ones included, are copied through as they arrive.
     """
+    from faultproxy import step_of  # tests/ is on sys.path (see main)
+
     host, _, rest = upstream.split("://", 1)[1].partition("/")
     upstream_host, _, upstream_port = host.partition(":")
     prefix = "/" + rest.rstrip("/")
-    spans: list[dict[str, float]] = []
+    spans: list[dict[str, Any]] = []
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -107,6 +111,10 @@ def counting_proxy(upstream: str) -> Iterator[tuple[str, list[dict[str, float]]]
         def do_POST(self) -> None:
             started = time.monotonic()
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                step = step_of(json.loads(body))
+            except ValueError:
+                step = "other"
             path = prefix + self.path.removeprefix("/v1") if prefix != "/v1" else self.path
             conn = http.client.HTTPConnection(upstream_host, int(upstream_port or 80), timeout=3600)
             try:
@@ -131,7 +139,7 @@ def counting_proxy(upstream: str) -> Iterator[tuple[str, list[dict[str, float]]]
             finally:
                 conn.close()
                 with lock:
-                    spans.append({"start": started, "end": time.monotonic()})
+                    spans.append({"start": started, "end": time.monotonic(), "step": step})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -143,7 +151,7 @@ def counting_proxy(upstream: str) -> Iterator[tuple[str, list[dict[str, float]]]
 
 
 def run_case(
-    ctx: Context, name: str, request: str, pdf: Path, spans: list[dict[str, float]], **inputs
+    ctx: Context, name: str, request: str, pdf: Path, spans: list[dict[str, Any]], **inputs
 ) -> dict[str, Any]:
     recorder = CallRecorder()
     seen = len(spans)
@@ -171,6 +179,7 @@ def run_case(
         "round_trips": trips,
         "server_calls": len(at_server),
         "server_trips": server_trips,
+        "server_steps": _critical_path(at_server),
         "input": sum(c["input"] for c in recorder.calls),
         "output": sum(c["output"] for c in recorder.calls),
         "usage_calls": usage.get("calls", 0),
@@ -180,6 +189,17 @@ def run_case(
         "reason": state.get("route_reason", ""),
         "cited": len(state.get("citations", [])),
     }
+
+
+def _critical_path(spans: list[dict[str, Any]]) -> str:
+    """The requests at the server in order, overlapping ones grouped: 'a -> b|c -> d'."""
+    groups: list[tuple[float, list[str]]] = []
+    for span in sorted(spans, key=lambda s: s["start"]):
+        if groups and span["start"] < groups[-1][0]:
+            groups[-1] = (max(groups[-1][0], span["end"]), [*groups[-1][1], span["step"]])
+        else:
+            groups.append((span["end"], [span["step"]]))
+    return " -> ".join("|".join(steps) for _, steps in groups)
 
 
 def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
@@ -201,6 +221,9 @@ def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
             for node, (n, i, o, s) in sorted(r["steps"].items(), key=lambda kv: -kv[1][3])
         ]
         print(f"  {r['case']:10} {'; '.join(parts)}")
+    print("\nsequential round trips at the server (overlapping requests joined by |)")
+    for r in rows:
+        print(f"  {r['case']:10} {r['server_trips']}: {r['server_steps'] or '-'}")
     for r in rows:
         if r["usage_calls"] != r["calls"]:
             print(f"  ! {r['case']}: usage counted {r['usage_calls']} calls, recorded {r['calls']}")
@@ -267,7 +290,7 @@ def main() -> int:
             print(  # as each case ends, so a long run that is stopped still shows its figures
                 f"{name}: {r['wall']:.1f} s, route {r['route']}, {r['calls']} calls "
                 f"({r['server_calls']} at the server), {r['round_trips']} round trips "
-                f"({r['server_trips']} at the server)",
+                f"({r['server_trips']} at the server: {r['server_steps'] or '-'})",
                 file=sys.stderr,
             )
         print(f"\n{args.pdf.name} on {model} at {base_url}")

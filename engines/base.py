@@ -31,7 +31,10 @@ class Answer:
     usage: Usage
     refused: bool = False
     streamed: str = ""
-    """What the model streamed (the final text may add pages or a flag to it)."""
+    """What the model streamed. The final text is that plus `added`, with repeated lines
+    dropped (`providers.chat.dedupe_lines`), which is what a line-deduping client shows."""
+    added: str = ""
+    """What adaptsum appended to the streamed text (pages it attached, a flag)."""
     notes: list[str] = field(default_factory=list)
     """What was checked or repaired, for the route reason."""
     message_id: str = ""

@@ -7,9 +7,10 @@ their pages. Typed results come from the server's `json_schema` response format
 that rejects it, from JSON asked for in the prompt. Every string field is bounded
 (`maxLength`) and every call has its own `max_tokens`, so a reply cannot run out of
 tokens mid-JSON; one that still does (`finish_reason: length`) counts as a failure,
-never "repaired". Failures are retried here at a higher temperature (an identical
-prompt at temperature 0 would fail the same way) and every attempt's tokens are
-counted; after the last one the caller falls back to a rule.
+never "repaired". Off an ask's critical path, failures are retried here at a higher
+temperature (an identical prompt at temperature 0 would fail the same way); on it
+(classify, the batch grade) a failure goes straight to the rule, so an ask stays at
+≤ 3 sequential round trips. Every attempt's tokens are counted.
 
 A weak model must not decide alone: a passage counts as relevant only when the
 extractive engine's evidence check (similarity, key terms) agrees, and an answer's
@@ -30,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from adaptsum import prompts
 from adaptsum.engines.base import Answer, Classification, Resources
 from adaptsum.engines.language import REFUSAL, language_name, phrase
-from adaptsum.providers.chat import Reply, call, length_error_reply
+from adaptsum.providers.chat import Reply, call, dedupe_lines, length_error_reply
 from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, add_usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 
@@ -188,22 +189,30 @@ class LLMEngine:
         user: str,
         step: str,
         max_tokens: int | None = None,
+        *,
+        attempts: int = MAX_ATTEMPTS,
+        json_schema: dict | None = None,
     ) -> tuple[Schema, Usage]:
         """A validated `schema` instance and the tokens of every attempt.
+
+        `attempts` bounds the calls: steps on an ask's critical path pass 1 and fall back
+        to their rule at once (a retry is a whole extra round trip on a slow server).
+        `json_schema` replaces the schema sent to the server (e.g. with `maxItems`).
 
         Raises:
             StructuredOutputFailed: no attempt gave a usable reply (its usage included).
         """
         usage: Usage = {}
         errors: list[str] = []
-        for attempt in range(MAX_ATTEMPTS):
+        attempt = 0
+        while attempt < attempts:
             mode = self.structured_mode()
             if mode == "json_schema":
                 response_format = {
                     "type": "json_schema",
                     "json_schema": {
                         "name": schema.__name__,
-                        "schema": schema.model_json_schema(),
+                        "schema": json_schema or schema.model_json_schema(),
                         "strict": False,
                     },
                 }
@@ -226,8 +235,9 @@ class LLMEngine:
             except Exception as exc:
                 if mode == "json_schema" and _rejects_json_schema(exc):
                     _PROMPT_MODE_SERVERS.add(self.ctx.chat_base_url)
-                    continue
+                    continue  # asked again in prompt mode: not a failed attempt
                 raise
+            attempt += 1
             usage = add_usage(usage, reply.usage)
             if reply.truncated:
                 errors.append("reply cut at max_tokens (finish_reason: length)")
@@ -237,7 +247,9 @@ class LLMEngine:
             except (OutputParserException, ValidationError, ValueError) as exc:
                 errors.append(f"{type(exc).__name__}: {str(exc)[:80]}")
         raise StructuredOutputFailed(
-            f"{MAX_ATTEMPTS} unusable replies ({'; '.join(errors[-2:])})", usage
+            f"{attempts} unusable {'reply' if attempts == 1 else 'replies'} "
+            f"({'; '.join(errors[-2:])})",
+            usage,
         )
 
     def structured_mode(self) -> str:
@@ -266,7 +278,7 @@ class LLMEngine:
         if rule is not None:
             return rule
         result, usage = self.structured(
-            RequestClassification, prompts.CLASSIFY_SYSTEM, request, "classify"
+            RequestClassification, prompts.CLASSIFY_SYSTEM, request, "classify", attempts=1
         )
         return Classification(result.kind, result.reason[:200], usage)
 
@@ -276,7 +288,12 @@ class LLMEngine:
         """One call for both when the rules are unsure and the languages differ."""
         system = prompts.CLASSIFY_TRANSLATE_SYSTEM.format(target=language_name(target))
         result, usage = self.structured(
-            RouteAndTranslation, system, request, "classify", max_tokens=MAX_TOKENS["translate"]
+            RouteAndTranslation,
+            system,
+            request,
+            "classify",
+            max_tokens=MAX_TOKENS["translate"],
+            attempts=1,
         )
         translation = result.translation if usable_translation(request, result.translation) else ""
         return Classification(result.kind, result.reason[:200], usage), translation, usage
@@ -351,6 +368,10 @@ class LLMEngine:
             for i, h in enumerate(hits)
         )
         note = ""
+        # Exactly one grade per passage: without `maxItems` a grammar lets a small model
+        # go on listing grades until `max_tokens` cuts the reply.
+        schema = BatchGrades.model_json_schema()
+        schema["properties"]["grades"].update(minItems=len(hits), maxItems=len(hits))
         try:
             result, usage = self.structured(
                 BatchGrades,
@@ -358,6 +379,8 @@ class LLMEngine:
                 prompts.GRADE_BATCH_USER.format(question=question, passages=passages),
                 "grade",
                 max_tokens=40 + MAX_TOKENS["grade_batch_per_passage"] * len(hits),
+                attempts=1,  # on the critical path: a failed batch goes to the rule at once
+                json_schema=schema,
             )
             by_number = {g.passage: g for g in result.grades}
         except StructuredOutputFailed as exc:
@@ -481,8 +504,10 @@ class LLMEngine:
                 attempt=attempt,
             )
             usage = add_usage(usage, reply.usage)
-            # A streamed reply is already on the user's screen: keep it as it is.
-            text = reply.raw.rstrip() if streamed else dedupe_sentences(reply.text)
+            # A streamed reply is shown line by line as it comes (a line repeating an
+            # earlier one is not shown): the final text drops the same lines, and no more.
+            raw = reply.raw.strip()
+            text = dedupe_lines(raw) if streamed else dedupe_sentences(reply.text)
             if reply.truncated:
                 notes.append("the answer reached its max_tokens and was cut")
             refused = _is_refusal(text, refusal)
@@ -518,12 +543,16 @@ class LLMEngine:
                 terms=", ".join(unsupported[:8])
             )
             notes.append(f"not found in the evidence: {', '.join(unsupported[:8])}")
+        added = final[len(text) :]
+        if streamed:  # what a client that drops repeated lines of the stream shows
+            final = dedupe_lines(raw + added)
         return Answer(
             final,
             citations,
             usage,
             refused=False,
-            streamed=reply.raw.rstrip() if streamed else "",
+            streamed=raw if streamed else "",
+            added=added if streamed else "",
             notes=notes,
             message_id=_message_id(reply),
         )

@@ -38,14 +38,16 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
     result = engine_for(ctx, chat_model, run_deadline(runtime)).answer(
         state.request, language, evidence, chunks, documents
     )
+    from adaptsum.providers.chat import dedupe_lines, emit_text
+
     message = AIMessage(result.text)
-    if result.streamed and result.text.startswith(result.streamed):
+    if result.streamed and result.text == dedupe_lines(result.streamed + result.added):
         # The model's text is already on the `messages` stream: send only what adaptsum
         # added (pages, a flag), and reuse the reply's id so LangGraph does not send the
-        # answer a second time. A client concatenating the stream gets the answer once.
-        from adaptsum.providers.chat import emit_text
-
-        emit_text(result.text[len(result.streamed) :])
+        # answer a second time. A client concatenating the stream gets the answer once
+        # (with the model's repeated lines, which the final answer and the CLI drop:
+        # `providers.chat.dedupe_lines` of the stream is the final answer).
+        emit_text(result.added)
         message = AIMessage(result.text, id=result.message_id)
     update: dict[str, Any] = {
         "answer": result.text,

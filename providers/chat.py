@@ -112,6 +112,28 @@ def strip_think(text: str) -> str:
     return _THINK_BLOCK.sub("", text).strip()
 
 
+def dedupe_lines(text: str) -> str:
+    """`text` without lines that repeat an earlier one (a small model's loop).
+
+    Lines are compared with their whitespace collapsed; a run of blank lines left by
+    the dropped ones becomes one. Decided line by line, in order, so the result for a
+    text is a prefix of the result for any continuation of it (up to its last line):
+    a streamed answer can be shown line by line and end up equal to the final one.
+    """
+    seen: set[str] = set()
+    kept: list[str] = []
+    for line in text.split("\n"):
+        key = " ".join(line.split())
+        if key:
+            if key in seen:
+                continue
+            seen.add(key)
+        elif kept and not kept[-1].strip():
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
 def message_text(message: BaseMessage) -> str:
     """The visible text of a model reply."""
     return strip_think(message.text)

@@ -190,10 +190,9 @@ def test_malformed_grades_fall_back_to_the_similarity_rule(
         code = main(_ask(proxy, bridge, "--json"))
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    grades = proxy.of("grade_batch")
-    assert len(grades) == 3  # the engine's own attempts; the node is not retried on top
-    temperatures = [g.temperature or 0.0 for g in grades]
-    assert temperatures == pytest.approx([0.0, 0.3, 0.6])  # each retry samples hotter
+    # The batch grade is on the ask's critical path: one request, then the rule at once
+    # (no retry adds a round trip; hotter retries off the critical path: test_llm_checks).
+    assert len(proxy.of("grade_batch")) == 1  # the node is not retried on top either
     assert "grader output unusable" in out["route_reason"]
     assert out["route"] in ("answer", "refuse")
     if out["route"] == "answer":

@@ -139,3 +139,72 @@ def test_follow_up_is_rewritten_with_the_thread(samples_index: DocumentIndex) ->
     calls = model.calls_of("contextualize")
     assert len(calls) == 1  # only the follow-up needs it
     assert "User: 한글은 누가 만들었나요?" in calls[0][-1].content
+
+
+class TokenByToken(ScriptedChatModel):
+    """Streams each reply a few characters at a time, as a server sends tokens."""
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        from langchain_core.messages import AIMessageChunk
+        from langchain_core.outputs import ChatGenerationChunk
+
+        message = self._generate(messages, stop, run_manager, **kwargs).generations[0].message
+        text = str(message.content)
+        pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+        for i, piece in enumerate(pieces):
+            usage = message.usage_metadata if i == len(pieces) - 1 else None
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece, usage_metadata=usage))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # SmolLM2's loop: one line again and again, then the rest.
+        "한글날은 10월 9일입니다 [p. 1].\n" * 6
+        + "세종이 만들었습니다.\n\n\n한글날은 10월 9일입니다 [p. 1].",
+        # No citation at all: adaptsum adds the pages after a repeated last line.
+        "Hangul Day is a holiday.\n\nIt is in October.\nHangul Day is a holiday.",
+        # Nothing repeated: printed exactly as written.
+        "한글날은 10월 9일입니다 [p. 1].\n세종이 만들었습니다.",
+    ],
+)
+def test_streamed_answer_is_printed_line_by_line_without_repeated_lines(
+    samples_index: DocumentIndex, reply: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the CLI prints of a streamed answer is the final answer, each line once."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from adaptsum.cli import _TokenPrinter
+    from adaptsum.providers.chat import dedupe_lines
+
+    model = TokenByToken(script=Script(answer=lambda evidence: reply))
+    ctx = Context(data_dir=samples_index.ctx.data_dir, engine="llm")
+    graph = build_graph(InMemorySaver(), chat_model=model)
+    config = {"configurable": {"thread_id": "stream"}}
+    printer = _TokenPrinter(enabled=True)
+    tokens: list[str] = []
+    for message, meta in graph.stream(
+        {"request": KO_QUESTION, "documents": ["hangul-ko.pdf"]},
+        config,
+        context=ctx,
+        stream_mode="messages",
+    ):
+        if meta.get("langgraph_node") == "answer" and type(message).__name__ == "AIMessageChunk":
+            tokens.append(message.text)
+            printer.feed(message.text)
+    answer = graph.get_state(config).values["answer"]
+    printer.finish(answer)
+    printed = capsys.readouterr().out
+    assert len(tokens) > 3  # it was streamed
+    assert printed == answer + "\n"
+    lines = [" ".join(line.split()) for line in answer.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines))  # no line twice
+    assert "\n\n\n" not in answer
+    # The stream itself carries the model's text as it came; dropping its repeated
+    # lines gives the final answer (what any client that does the same shows).
+    assert dedupe_lines("".join(tokens).strip()) == answer
+    if "[p." not in reply:
+        assert "[p. 1]" in answer  # the pages adaptsum added reached the screen too
