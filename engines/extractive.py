@@ -25,6 +25,11 @@ from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 _SUMMARY = re.compile(
     r"요약|간추려|정리해|개요를|summar|overview|outline|tl;?dr|in a nutshell", re.IGNORECASE
 )
+_SUMMARIZATION_AS_TOPIC = re.compile(
+    r"summari[sz](ation|er)s?|자동\s*요약|요약\s*(기능|기술|모델|시스템|도구|성능)", re.IGNORECASE
+)
+"""Summarization named as a subject ("how much time did automatic summarization save?"),
+not asked for: such a question is about the document's content like any other."""
 _WHOLE_DOCUMENT = re.compile(
     r"주요\s*기여|핵심\s*기여|결론은|결론이|결론을|주요\s*내용|핵심\s*내용|무엇에\s*관한|"
     r"무슨\s*내용|main\s+contribution|key\s+contribution|conclusion|key\s+(points|findings|"
@@ -51,7 +56,7 @@ class ExtractiveEngine:
 
     def classify(self, request: str, language: str) -> Classification:
         """Keyword rules in Korean and English; `mode` in the input overrides them."""
-        if match := _SUMMARY.search(request):
+        if match := _SUMMARY.search(_SUMMARIZATION_AS_TOPIC.sub(" ", request)):
             return Classification("summary", f"asks for a summary ('{match.group()}')", {})
         if match := _WHOLE_DOCUMENT.search(request):
             return Classification(

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from adaptsum import Context, async_sqlite_saver, build_graph, sqlite_saver
+from adaptsum.engines.base import Resources
+from adaptsum.engines.extractive import ExtractiveEngine
 from adaptsum.engines.language import REFUSAL
 from adaptsum.store.index import DocumentIndex
 
@@ -109,6 +111,25 @@ def test_whole_document_request_goes_to_summarize(graph, samples_index: Document
     assert out["route"] == "summarize" and "mode 'summarize'" in out["route_reason"]
     out = ask(graph, samples_index, "Summarize the telescope's design", mode="answer")
     assert out["route"] == "answer"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "kind"),
+    [
+        ("How much processing time did automatic document summarization save?", "question"),
+        ("요약 기능은 처리 시간을 얼마나 줄였나요?", "question"),
+        ("Summarize the telescope's design", "summary"),
+        ("Give me a summary of chapter 2", "summary"),
+        ("이 문서를 요약해 주세요", "summary"),
+    ],
+)
+def test_summarization_as_a_subject_is_a_question(
+    samples_index: DocumentIndex, request_text: str, kind: str
+) -> None:
+    """A question about summarization is not a request for a summary (it once ran a
+    whole-document summary for 40 minutes on the llm engine)."""
+    engine = ExtractiveEngine(Resources(ctx=samples_index.ctx, index=samples_index))
+    assert engine.classify(request_text, "en").kind == kind
 
 
 def test_answer_language_can_be_fixed(graph, samples_index: DocumentIndex) -> None:
