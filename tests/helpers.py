@@ -12,6 +12,14 @@ KO_SAMPLE = EXAMPLES / "hangul-ko.pdf"
 EN_SAMPLE = EXAMPLES / "webb-telescope-en.pdf"
 
 
+def env_without_settings() -> dict[str, str]:
+    """This process's environment without adaptsum's settings, as a user's shell has it,
+    except that a CLI `ask` starts no background ask worker (tests/test_worker.py tests it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTSUM_")}
+    env["ADAPTSUM_WORKER"] = "0"
+    return env
+
+
 def error_lines(err: str) -> int:
     """Lines of stderr besides the `thread … (resume with --thread …)` one printed at start."""
     return sum(1 for line in err.splitlines() if not line.startswith("thread "))

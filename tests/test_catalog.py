@@ -3,7 +3,6 @@ and two processes indexing at once without deleting each other's vectors."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from adaptsum.store.catalog import (
 )
 from adaptsum.store.index import DocumentIndex
 
-from helpers import EN_SAMPLE, KO_SAMPLE
+from helpers import EN_SAMPLE, KO_SAMPLE, env_without_settings
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -145,7 +144,7 @@ def test_two_processes_indexing_at_once_keep_every_vector(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """Issue 11's data loss: two `adaptsum index` runs at once deleted each other's vectors."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTSUM_")}
+    env = env_without_settings()
     env["ADAPTSUM_CHUNK_SIZE"] = "40"  # many small chunks: a long window for the race
     env["ADAPTSUM_CHUNK_OVERLAP"] = "0"
     if backend == "services":

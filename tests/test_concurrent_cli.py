@@ -6,7 +6,6 @@ test_catalog.py; here the everyday case: asks that index on demand, beside an in
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -15,12 +14,12 @@ from pathlib import Path
 from adaptsum.state.context import Context
 from adaptsum.store.index import DocumentIndex
 
-from helpers import EN_SAMPLE, KO_SAMPLE
+from helpers import EN_SAMPLE, KO_SAMPLE, env_without_settings
 
 
 def test_asks_and_an_indexer_at_once_on_a_fresh_data_directory(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTSUM_")}
+    env = env_without_settings()
     exe = str(Path(sys.executable).with_name("adaptsum"))
     commands = {
         "ask-ko-1": ["ask", str(KO_SAMPLE), "한글은 누가 만들었나요?"],

@@ -4,7 +4,6 @@ Chroma server, and two replicas (separate data directories) sharing them."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from fakes import Script
 from adaptsum import Context, async_checkpointer, build_graph, checkpointer
 from adaptsum.store.index import DocumentIndex, PageRange
 
-from helpers import EN_SAMPLE, KO_SAMPLE
+from helpers import EN_SAMPLE, KO_SAMPLE, env_without_settings
 
 pytestmark = pytest.mark.services
 
@@ -32,11 +31,8 @@ def servers(postgres_url: str, chroma_url: str) -> dict[str, str]:
 
 
 def _env(servers: dict[str, str]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ADAPTSUM_") and k != "OPENAI_API_KEY"
-    }
+    env = env_without_settings()
+    env.pop("OPENAI_API_KEY", None)
     env["ADAPTSUM_DATABASE_URL"] = servers["database_url"]
     env["ADAPTSUM_CHROMA_URL"] = servers["chroma_url"]
     return env
