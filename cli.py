@@ -516,7 +516,10 @@ def _run_graph(
         "configurable": {"thread_id": thread},
         "max_concurrency": MAX_FAN_OUT + POOL_HEADROOM,
     }
-    pending = graph.get_state(config).next if args.thread else ()
+    # `tasks`, not `next`: a task that finished just before a kill has its writes saved
+    # but no checkpoint after it, and LangGraph leaves it out of `next`, so a thread
+    # killed in that instant looked finished and was started afresh.
+    pending = tuple(t.name for t in graph.get_state(config).tasks) if args.thread else ()
     if pending:
         print(f"resuming thread {thread} at {', '.join(pending)}", file=sys.stderr)
     else:
