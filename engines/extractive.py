@@ -130,9 +130,9 @@ class ExtractiveEngine:
         documents: dict[str, DocumentRecord],
     ) -> Answer:
         """The best sentences above the threshold, quoted with their pages, best first."""
-        from adaptsum.ingest.terms import neutral_terms, stem, tokenize
+        from adaptsum.ingest.terms import neutral_terms, stem, stems
 
-        scored: list[tuple[float, float, str, Grade, int, set[str]]] = []
+        scored: list[tuple[float, bool, str, Grade, int, set[str]]] = []
         for grade in evidence:
             document = documents[grade["doc_id"]]
             chunk = chunks[grade["chunk_id"]]
@@ -140,12 +140,13 @@ class ExtractiveEngine:
             terms = (
                 key_terms(question) if language == document.language else neutral_terms(question)
             )
+            term_stems = {stem(t) for t in terms}
             for sentence, similarity in self.rank_sentences(question, chunk.chunk_id, chunk.text):
-                if similarity >= threshold - ANSWER_MARGIN or sentence.text == grade["evidence"]:
+                above = similarity >= threshold or sentence.text == grade["evidence"]
+                if above or similarity >= threshold - ANSWER_MARGIN:
                     page = document.page_of(chunk.char_start + sentence.start)
-                    held = {stem(t) for t in tokenize(sentence.text)} & {stem(t) for t in terms}
-                    key = similarity if sentence.text != grade["evidence"] else threshold
-                    scored.append((similarity, key, sentence.text, grade, page, held))
+                    held = stems(sentence.text) & term_stems
+                    scored.append((similarity, above, sentence.text, grade, page, held))
         # Terms that few of these sentences hold say most about which one answers: in
         # "When did Webb launch?" on the Webb article, "launch" rather than "Webb".
         count = len(scored)
@@ -156,9 +157,9 @@ class ExtractiveEngine:
         weight = {t: math.log((count + 1) / (n + 0.5)) for t, n in df.items()}
         total = sum(weight.values()) or 1.0
         candidates: list[tuple[float, str, Grade, int]] = []
-        for similarity, key, text, grade, page, held in scored:
+        for similarity, above, text, grade, page, held in scored:
             cover = sum(weight[t] for t in held) / total
-            if key >= self.threshold(language, documents[grade["doc_id"]]) or cover > 0:
+            if above or cover > 0:
                 candidates.append((similarity + ANSWER_TERM_WEIGHT * cover, text, grade, page))
         candidates.sort(key=lambda c: -c[0])
         seen: set[str] = set()
@@ -190,12 +191,12 @@ class ExtractiveEngine:
         passage that answers it; an unanswerable one on the same topic lacks them
         ("Qwen3의 주가": the passage has "Qwen3" but no "주가").
         """
-        from adaptsum.ingest.terms import stem, tokenize
+        from adaptsum.ingest.terms import stem, stems
 
         terms = key_terms(question) if terms is None else terms
         if not terms:
             return 1.0, set()
-        present = {stem(t) for t in tokenize(text)}
+        present = stems(text)
         idf = self.index.lexical.idf()
         total = sum(idf(t) for t in terms)
         missing = {t for t in terms if stem(t) not in present}

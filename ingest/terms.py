@@ -110,6 +110,11 @@ def neutral_terms(text: str) -> list[str]:
     return sorted(t for t in key_terms(text) if _NEUTRAL.fullmatch(t))
 
 
+def stems(text: str) -> set[str]:
+    """The stems of `text`'s words: what a question's term is looked up in."""
+    return {stem(t) for t in tokenize(text)}
+
+
 def coverage(terms: set[str], text: str) -> float:
     """Share of `terms` that `text` holds, a word's inflections counted as the word.
 
@@ -118,5 +123,5 @@ def coverage(terms: set[str], text: str) -> float:
     """
     if not terms:
         return 0.0
-    present = {stem(t) for t in tokenize(text)}
+    present = stems(text)
     return sum(stem(t) in present for t in terms) / len(terms)
