@@ -519,7 +519,8 @@ def _run_graph(
     # `tasks`, not `next`: a task that finished just before a kill has its writes saved
     # but no checkpoint after it, and LangGraph leaves it out of `next`, so a thread
     # killed in that instant looked finished and was started afresh.
-    pending = tuple(t.name for t in graph.get_state(config).tasks) if args.thread else ()
+    snapshot = graph.get_state(config) if args.thread else None
+    pending = tuple(t.name for t in snapshot.tasks) if snapshot else ()
     if pending:
         print(f"resuming thread {thread} at {', '.join(pending)}", file=sys.stderr)
     else:
@@ -533,7 +534,7 @@ def _run_graph(
 
     approval = _parse_approval(getattr(args, "approve", None))
     step: Any = None if pending else payload
-    if pending and graph.get_state(config).interrupts and approval is not None:
+    if pending and snapshot.interrupts and approval is not None:
         step = Command(resume=approval)
     try:
         with cancel_on_interrupt():  # Ctrl-C also cancels the model calls in flight
