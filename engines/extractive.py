@@ -8,7 +8,6 @@ each with its page, introduced in the asker's language.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import re
@@ -221,12 +220,24 @@ class ExtractiveEngine:
         sentences = split_sentences(text)
         if not sentences:
             return []
-        sims = self.sentence_vectors(chunk_id, sentences) @ _query_vector(self.embeddings, question)
+        question_vector = np.asarray(self.index.query_vector(question), dtype=np.float32)
+        sims = self.chunk_sentence_vectors(chunk_id, sentences) @ question_vector
         terms = key_terms(question)
         ranking = [
             sims[i] + LEXICAL_WEIGHT * term_coverage(terms, s.text) for i, s in enumerate(sentences)
         ]
         return [(sentences[i], float(sims[i])) for i in np.argsort(-np.asarray(ranking))]
+
+    def chunk_sentence_vectors(self, chunk_id: str, sentences: list[Sentence]) -> np.ndarray:
+        """The vectors indexing wrote for the chunk's sentences.
+
+        A chunk indexed before sentences had vectors of their own has none: its
+        sentences are embedded now, once (see `sentence_vectors`).
+        """
+        stored = self.index.sentence_vectors([chunk_id]).get(chunk_id)
+        if stored is not None and stored[0] == [s.text for s in sentences]:
+            return stored[1]
+        return self.sentence_vectors(chunk_id, sentences)
 
     def sentence_vectors(self, chunk_id: str, sentences: list[Sentence]) -> np.ndarray:
         """Sentence vectors from the catalogue's cache, embedded once per chunk and model."""
@@ -273,8 +284,3 @@ of the candidate sentences hold each one."""
 
 LEXICAL_WEIGHT = 0.05
 """Ranking bonus for a sentence holding all the question's key terms (names, numbers)."""
-
-
-@functools.lru_cache(maxsize=512)
-def _query_vector(embeddings, question: str) -> np.ndarray:
-    return np.asarray(embeddings.embed_query(question), dtype=np.float32)

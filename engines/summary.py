@@ -396,9 +396,7 @@ class ExtractiveSummarizer:
     def _focus_vector(self, focus: str) -> np.ndarray | None:
         if not focus:
             return None
-        from adaptsum.engines.extractive import _query_vector
-
-        return _query_vector(self.engine.embeddings, focus)
+        return np.asarray(self.index.query_vector(focus), dtype=np.float32)
 
 
 _sentence_cache: dict[tuple[str, str], dict[int, list]] = {}

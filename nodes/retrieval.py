@@ -73,6 +73,10 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     fused: dict[str, float] = {}  # each query's ranking, by reciprocal rank fusion
     for query in state.retrieval_queries or [state.request]:
         hits = index.search(query, k=depth, docs=state.doc_ids or None, pages=pages)
+        if rerank:  # and the passages holding the sentences closest to the question
+            hits += index.search_sentences(
+                query, k=depth * 2, docs=state.doc_ids or None, pages=pages
+            )
         for rank, hit in enumerate(hits):
             fused[hit.chunk.chunk_id] = fused.get(hit.chunk.chunk_id, 0.0) + 1.0 / (
                 RRF_K + rank + 1

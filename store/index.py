@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,13 +38,17 @@ if TYPE_CHECKING:
     from adaptsum.ingest.chunking import Chunk
     from adaptsum.providers.embeddings import EmbeddingsInfo
 
-# Bump when chunk boundaries change for the same settings, so indexes get rebuilt.
-SPLITTER_VERSION = "4"
+# Bump when what is indexed for the same settings changes (chunk boundaries, or the
+# vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector.
+SPLITTER_VERSION = "5"
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks' or 'embeddings'."""
 
 EMBED_BATCH = 8
+
+QUERY_CACHE_SIZE = 256
+"""Query embeddings kept per index: the same question is searched and graded several times."""
 
 CLAIM_POLL_SECONDS = 0.25
 """How often an indexer waiting for another's write of the same revision looks again."""
@@ -86,11 +91,18 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class _Window:
-    """A slice of a chunk short enough for the embedding model, pointing back to the chunk."""
+    """A text embedded for a chunk, pointing back to the chunk.
 
-    chunk: Chunk
+    `kind` 'chunk': the chunk, or a slice of it short enough for the embedding model.
+    'sentence': one of its sentences (number `part`), searched on its own: a passage
+    whose one sentence answers a question is found by that sentence, where the
+    vector of the whole passage averages it away (small-to-big retrieval).
+    """
+
+    chunk: Chunk | ChunkRecord
     part: int
     text: str
+    kind: str = "chunk"
 
 
 @dataclass
@@ -151,6 +163,8 @@ class DocumentIndex:
         self.root = ctx.data_path
         self._embeddings = embeddings
         self.catalog = open_catalog(ctx)
+        self._query_vectors: dict[str, list[float]] = {}
+        self._query_lock = threading.Lock()
 
     # -- configuration -------------------------------------------------------------
     @property
@@ -331,7 +345,7 @@ class DocumentIndex:
         )
 
     def _windows(self, chunks: list[Chunk] | list[ChunkRecord]) -> list[_Window]:
-        """One window per chunk, or several when a chunk exceeds the model's window.
+        """One window per chunk (several when it exceeds the model's), then its sentences.
 
         Splitting (rather than letting the model truncate) keeps every token of a
         long chunk searchable; all its windows carry the chunk's id. Pieces are measured
@@ -339,15 +353,22 @@ class DocumentIndex:
         tokens, counted once per window, not once per piece), and cut by a binary search
         on length: a few dozen counts per window, even for a page of unbroken text.
         """
+        from adaptsum.ingest.sentences import split_sentences
+
         window = self.info.window
         count = getattr(self.embeddings, "count_tokens", None)
-        if window is None or count is None:
-            return [_Window(c, 0, c.text) for c in chunks]
-        overhead = count("")
         out: list[_Window] = []
         for c in chunks:
-            pieces = _fit(c.text, count, overhead, window - overhead)
-            out.extend(_Window(c, part, text) for part, text in enumerate(pieces))
+            if window is None or count is None:
+                out.append(_Window(c, 0, c.text))
+            else:
+                pieces = _fit(c.text, count, count(""), window - count(""))
+                out.extend(_Window(c, part, text) for part, text in enumerate(pieces))
+        for c in chunks:
+            out.extend(
+                _Window(c, number, s.text, "sentence")
+                for number, s in enumerate(split_sentences(c.text))
+            )
         return out
 
     def _write_vectors(
@@ -366,12 +387,17 @@ class DocumentIndex:
                         "chunk_id": chunk_id(revision, w.chunk.index),
                         "chunk_index": w.chunk.index,
                         "part": w.part,
+                        "kind": w.kind,
                         "page_start": w.chunk.page_start,
                         "page_end": w.chunk.page_end,
                     }
                     for w in batch
                 ],
-                ids=[f"{chunk_id(revision, w.chunk.index)}/{w.part}" for w in batch],
+                ids=[
+                    f"{chunk_id(revision, w.chunk.index)}/{'s' if w.kind == 'sentence' else ''}"
+                    f"{w.part}"
+                    for w in batch
+                ],
             )
             _notify(progress, "embeddings", start + len(batch), total)
 
@@ -461,19 +487,12 @@ class DocumentIndex:
         if not live:
             raise AdaptsumError(self._nothing_indexed_message())
         by_revision = {d.revision: d for d in live}
-        where: dict[str, Any] = {"revision": {"$in": list(by_revision)}}
-        if pages is not None:
-            where = {
-                "$and": [
-                    where,
-                    {"page_end": {"$gte": pages.first}},
-                    {"page_start": {"$lte": pages.last}},
-                ]
-            }
         # Long chunks have several vectors: fetch extra so k distinct chunks remain.
         depth = k * 3 if self.ctx.retrieval == "dense" else max(k * 4, 20)
-        found = self.vectorstore.similarity_search_with_score(query, k=depth, filter=where)
-        if pages is None and len(found) < min(depth, sum(d.vectors for d in live)):
+        found = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
+            self.query_vector(query), k=depth, filter=_where(by_revision, "chunk", pages)
+        )
+        if pages is None and len(found) < min(depth, sum(d.chunks for d in live)):
             self._check_vectors(live)
         best: dict[str, float] = {}
         for doc, distance in found:
@@ -497,6 +516,74 @@ class DocumentIndex:
             for cid, score in ranked
             if cid in chunks
         ]
+
+    def search_sentences(
+        self,
+        query: str,
+        k: int,
+        docs: Sequence[str] | None = None,
+        pages: PageRange | None = None,
+    ) -> list[SearchHit]:
+        """The chunks holding the k sentences closest to `query`, best first, once each.
+
+        Each hit's score is its best sentence's cosine similarity. A question is
+        usually answered by one sentence; its chunk's own vector, an average over a
+        few hundred tokens, can rank far down (a Korean question on a 214-page English
+        manual) where the sentence itself ranks first.
+        """
+        live = self.resolve(docs) if docs else self.documents()
+        if not live:
+            raise AdaptsumError(self._nothing_indexed_message())
+        by_revision = {d.revision: d for d in live}
+        found = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
+            self.query_vector(query), k=k, filter=_where(by_revision, "sentence", pages)
+        )
+        best: dict[str, float] = {}
+        for doc, distance in found:
+            cid = doc.metadata["chunk_id"]
+            best[cid] = max(best.get(cid, -1.0), 1.0 - float(distance))
+        chunks = self.catalog.chunks(self.collection, list(best))
+        return [
+            SearchHit(chunks[cid], by_revision[cid.rpartition(":")[0]], score)
+            for cid, score in sorted(best.items(), key=lambda kv: -kv[1])
+            if cid in chunks
+        ]
+
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, tuple[list[str], Any]]:
+        """Each chunk's sentences and their vectors (one row each), in the chunk's order."""
+        import numpy as np
+
+        if not chunk_ids:
+            return {}
+        got = self.vectorstore.get(
+            where={"$and": [{"chunk_id": {"$in": list(chunk_ids)}}, {"kind": "sentence"}]},
+            include=["embeddings", "metadatas", "documents"],
+        )
+        rows: dict[str, list[tuple[int, str, Any]]] = {}
+        for vector, meta, text in zip(
+            got["embeddings"], got["metadatas"], got["documents"], strict=True
+        ):
+            rows.setdefault(meta["chunk_id"], []).append((int(meta["part"]), text, vector))
+        out: dict[str, tuple[list[str], Any]] = {}
+        for cid, items in rows.items():
+            items.sort(key=lambda item: item[0])
+            out[cid] = (
+                [text for _, text, _ in items],
+                np.asarray([vector for *_, vector in items], dtype=np.float32),
+            )
+        return out
+
+    def query_vector(self, query: str) -> list[float]:
+        """The query's embedding, computed once per query text for every search and grade."""
+        with self._query_lock:
+            cached = self._query_vectors.get(query)
+        if cached is None:
+            cached = self.embeddings.embed_query(query)
+            with self._query_lock:
+                self._query_vectors[query] = cached
+                while len(self._query_vectors) > QUERY_CACHE_SIZE:
+                    self._query_vectors.pop(next(iter(self._query_vectors)))
+        return cached
 
     @cached_property
     def lexical(self):
@@ -551,9 +638,10 @@ class DocumentIndex:
         import numpy as np
 
         got = self.vectorstore.get(
-            where={"chunk_id": {"$in": chunk_ids}}, include=["embeddings", "metadatas"]
+            where={"$and": [{"chunk_id": {"$in": chunk_ids}}, {"kind": "chunk"}]},
+            include=["embeddings", "metadatas"],
         )
-        q = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
+        q = np.asarray(self.query_vector(query), dtype=np.float32)
         out: dict[str, float] = {}
         for vector, meta in zip(got["embeddings"], got["metadatas"], strict=True):
             sim = float(np.asarray(vector, dtype=np.float32) @ q)
@@ -589,6 +677,16 @@ class DocumentIndex:
                 f"these embeddings, or search with the embeddings they were indexed with"
             )
         return "nothing is indexed yet: run `adaptsum index FILE.pdf` first"
+
+
+def _where(
+    revisions: dict[str, DocumentRecord], kind: str, pages: PageRange | None
+) -> dict[str, Any]:
+    """Chroma's filter for vectors of `kind` ('chunk' or 'sentence') of these revisions."""
+    clauses: list[dict[str, Any]] = [{"revision": {"$in": list(revisions)}}, {"kind": kind}]
+    if pages is not None:
+        clauses += [{"page_end": {"$gte": pages.first}}, {"page_start": {"$lte": pages.last}}]
+    return {"$and": clauses}
 
 
 def _fit(text: str, count: Callable[[str], int], overhead: int, budget: int) -> list[str]:
