@@ -9,8 +9,10 @@ English document's terms without loading Kiwi's model (about 0.7 s) at all.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+from collections.abc import Callable
 
 TOKENIZER_VERSION = "3"
 """Bump when tokens change: indexes built from older tokens are then rebuilt."""
@@ -52,9 +54,15 @@ def _kiwi():
 
 
 def warm_up(text: str = "한") -> None:
-    """Load Kiwi in the background when `text` will need it, so the first call is quick."""
+    """Load in the background what terms of `text` will need, so the first call is quick.
+
+    Kiwi when `text` has Hangul; the English lemmatizer always, since a passage in
+    Latin script may be checked whatever the question's language.
+    """
     if _kiwi_model is None and _HANGUL.search(text):
         threading.Thread(target=_kiwi, daemon=True, name="kiwi-warm-up").start()
+    if _english.cache_info().currsize == 0:
+        threading.Thread(target=stem, args=("warming",), daemon=True, name="stem-warm-up").start()
 
 
 def tokenize(text: str) -> list[str]:
@@ -77,25 +85,58 @@ def key_terms(text: str) -> set[str]:
     }
 
 
-_SUFFIXES = ("ings", "ing", "ied", "ies", "ed", "es", "s", "e")
+@functools.lru_cache(maxsize=1)
+def _english() -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """The English lemmatizer (simplemma) and the Snowball English stemmer, loaded once.
 
-
-def stem(term: str) -> str:
-    """A Latin word without its inflection ("launched", "launches" -> "launch").
-
-    For matching a question's terms against a passage only ("When did Webb launch?"
-    must find "launched"): a crude suffix cut, not a linguistic stemmer, applied to
-    words of five letters or more; Korean morphemes and numbers are returned as they are.
+    simplemma reads its bundled English dictionary (about 0.2 s) on its first call, so
+    this happens only when a Latin word is first stemmed, never at import; `warm_up`
+    can start it early. Both packages ship their data in the wheel: nothing downloads.
     """
-    if len(term) < 5 or not term.isascii() or not term.isalpha():
+    import simplemma
+    import snowballstemmer
+
+    stemmer = snowballstemmer.stemmer("english")
+    return functools.partial(simplemma.lemmatize, lang="en"), stemmer.stemWord
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(term: str) -> str:
+    """A Latin word's stem, shared by its inflections and derivations.
+
+    For matching a question's terms against a passage ("When did Webb launch?" must
+    find "launched", "Who wrote the original Bourne shell?" must find "originally
+    written"): the dictionary lemma first, which undoes irregular forms a suffix rule
+    cannot ("wrote", "written" -> "write"), then the Snowball stemmer, which joins
+    derivations ("original", "originally" -> "origin"). The result is a matching key,
+    not always a word. Korean morphemes (Kiwi already removed their endings) and
+    numbers are returned as they are.
+    """
+    if not term.isascii() or not term.isalpha():
         return term
-    for suffix in _SUFFIXES:
-        if term.endswith(suffix) and len(term) - len(suffix) >= 4:
-            if suffix == "s" and term.endswith("ss"):
-                return term
-            base = term[: -len(suffix)]
-            return base + "y" if suffix in ("ies", "ied") else base
-    return term
+    lemmatize, snowball = _english()
+    return snowball(lemmatize(term.lower()).lower())
+
+
+FRAME_WORDS = frozenset(
+    # what kind of answer is wanted about a word (its meaning, its expansion), not
+    # something a passage that answers must repeat: "What does DUS stand for?" is
+    # answered by "depth up-scaling (DUS)"
+    "acronym abbreviation abbreviate stand mean meaning 뜻 의미 약자 약어 줄임말 "
+    # the document itself, named in the question ("in the SOLAR paper", "이 논문에서")
+    "paper document article report brief book text 논문 문서 보고서 자료 책".split()
+)
+"""Question words the refusal check does not require a passage to hold."""
+
+
+def is_frame(term: str) -> bool:
+    """Whether `term` (any inflection) names the answer's kind or the document itself."""
+    return stem(term) in _frame_stems()
+
+
+@functools.lru_cache(maxsize=1)
+def _frame_stems() -> frozenset[str]:
+    return frozenset(stem(w) for w in FRAME_WORDS)
 
 
 _NEUTRAL = re.compile(r"[a-z0-9][a-z0-9.]*")
