@@ -54,15 +54,9 @@ def _kiwi():
 
 
 def warm_up(text: str = "한") -> None:
-    """Load in the background what terms of `text` will need, so the first call is quick.
-
-    Kiwi when `text` has Hangul; the English lemmatizer always, since a passage in
-    Latin script may be checked whatever the question's language.
-    """
+    """Load Kiwi in the background when `text` will need it, so the first call is quick."""
     if _kiwi_model is None and _HANGUL.search(text):
         threading.Thread(target=_kiwi, daemon=True, name="kiwi-warm-up").start()
-    if _english.cache_info().currsize == 0:
-        threading.Thread(target=stem, args=("warming",), daemon=True, name="stem-warm-up").start()
 
 
 def tokenize(text: str) -> list[str]:
@@ -86,36 +80,64 @@ def key_terms(text: str) -> set[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _english() -> tuple[Callable[[str], str], Callable[[str], str]]:
-    """The English lemmatizer (simplemma) and the Snowball English stemmer, loaded once.
-
-    simplemma reads its bundled English dictionary (about 0.2 s) on its first call, so
-    this happens only when a Latin word is first stemmed, never at import; `warm_up`
-    can start it early. Both packages ship their data in the wheel: nothing downloads.
-    """
-    import simplemma
+def _snowball() -> Callable[[str], str]:
+    """The Snowball English stemmer (pure Python, imported in about 15 ms when first needed)."""
     import snowballstemmer
 
-    stemmer = snowballstemmer.stemmer("english")
-    return functools.partial(simplemma.lemmatize, lang="en"), stemmer.stemWord
+    return snowballstemmer.stemmer("english").stemWord
+
+
+@functools.lru_cache(maxsize=1)
+def _lemmatize() -> Callable[[str], str]:
+    """The English dictionary lemmatizer (simplemma), for irregular forms a stemmer misses.
+
+    Its bundled dictionary takes about 0.2 s to read on the first call, so it is used
+    only for the question terms the stems did not find (see `missing`): an answered
+    English question usually never loads it. Nothing downloads: the data is in the wheel.
+    """
+    import simplemma
+
+    return functools.partial(simplemma.lemmatize, lang="en")
 
 
 @functools.lru_cache(maxsize=65536)
 def stem(term: str) -> str:
-    """A Latin word's stem, shared by its inflections and derivations.
+    """A Latin word's Snowball stem, shared by its regular inflections and derivations.
 
     For matching a question's terms against a passage ("When did Webb launch?" must
-    find "launched", "Who wrote the original Bourne shell?" must find "originally
-    written"): the dictionary lemma first, which undoes irregular forms a suffix rule
-    cannot ("wrote", "written" -> "write"), then the Snowball stemmer, which joins
-    derivations ("original", "originally" -> "origin"). The result is a matching key,
-    not always a word. Korean morphemes (Kiwi already removed their endings) and
-    numbers are returned as they are.
+    find "launched", "original" must find "originally"): a matching key, not always a
+    word. Korean morphemes (Kiwi already removed their endings) and numbers are
+    returned as they are.
     """
     if not term.isascii() or not term.isalpha():
         return term
-    lemmatize, snowball = _english()
-    return snowball(lemmatize(term.lower()).lower())
+    return _snowball()(term.lower())
+
+
+@functools.lru_cache(maxsize=65536)
+def lemma_stem(term: str) -> str:
+    """The stem of a Latin word's dictionary lemma: irregular forms joined too.
+
+    A suffix rule cannot tell that "wrote" and "written" are "write"; the dictionary can.
+    """
+    if not term.isascii() or not term.isalpha():
+        return term
+    return _snowball()(_lemmatize()(term.lower()).lower())
+
+
+def missing(terms: set[str], text: str) -> set[str]:
+    """The `terms` that `text` does not hold in any inflected form.
+
+    By stem first; the few terms left are looked up again by dictionary lemma, so
+    "Who wrote the original Bourne shell?" finds "originally written by Stephen Bourne".
+    """
+    words = tokenize(text)
+    present = {stem(w) for w in words}
+    absent = {t for t in terms if stem(t) not in present}
+    if any(t.isascii() and t.isalpha() for t in absent):
+        lemmas = {lemma_stem(w) for w in words if w.isascii() and w.isalpha()}
+        absent = {t for t in absent if lemma_stem(t) not in lemmas}
+    return absent
 
 
 FRAME_WORDS = frozenset(
@@ -124,7 +146,7 @@ FRAME_WORDS = frozenset(
     # answered by "depth up-scaling (DUS)"
     "acronym abbreviation abbreviate stand mean meaning 뜻 의미 약자 약어 줄임말 "
     # the document itself, named in the question ("in the SOLAR paper", "이 논문에서")
-    "paper document article report brief book text 논문 문서 보고서 자료 책".split()
+    "paper document article report brief book 논문 문서 보고서 자료 책".split()
 )
 """Question words the refusal check does not require a passage to hold."""
 
