@@ -97,7 +97,7 @@ class ExtractiveEngine:
         # names and numbers inside a Korean question ("GPU", "FAISS", "2,100만" aside).
         terms = None if language == document.language else _cross_terms(question)
         if relevant and terms != set() and self.ctx.min_term_support > 0:
-            support, missing = self.term_support(question, chunk.text, terms)
+            support, missing = self.term_support(question, chunk.text, terms, document.revision)
             if support < self.ctx.min_term_support:
                 relevant = False
                 reason += (
@@ -182,7 +182,11 @@ class ExtractiveEngine:
         return Answer("\n".join(lines), citations, {})
 
     def term_support(
-        self, question: str, text: str, terms: set[str] | None = None
+        self,
+        question: str,
+        text: str,
+        terms: set[str] | None = None,
+        revision: str | None = None,
     ) -> tuple[float, set[str]]:
         """Rarity-weighted share of the question's content terms found in `text`.
 
@@ -190,17 +194,17 @@ class ExtractiveEngine:
         passage that answers it; an unanswerable one on the same topic lacks them
         ("Qwen3의 주가": the passage has "Qwen3" but no "주가").
         """
-        from adaptsum.ingest.terms import stem, stems
+        from adaptsum.ingest.terms import is_frame, missing
 
         terms = key_terms(question) if terms is None else terms
+        terms = {t for t in terms if not is_frame(t)}
         if not terms:
             return 1.0, set()
-        present = stems(text)
-        idf = self.index.lexical.idf()
+        idf = self.index.lexical.idf(revision)
         total = sum(idf(t) for t in terms)
-        missing = {t for t in terms if stem(t) not in present}
-        found = total - sum(idf(t) for t in missing)
-        return (found / total if total > 0 else 1.0), missing
+        absent = missing(terms, text)
+        found = total - sum(idf(t) for t in absent)
+        return (found / total if total > 0 else 1.0), absent
 
     def threshold(self, language: str, document: DocumentRecord) -> float:
         """The similarity a sentence needs: lower across languages, where e5 scores lower."""

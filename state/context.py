@@ -242,10 +242,13 @@ class Context:
         },
     )
     min_term_support: float = field(
-        default=0.65,
+        default=0.5,
         metadata={
             "description": "extractive engine: share of the question's content terms "
-            "(weighted by rarity, IDF) a chunk must contain to count as relevant; across "
+            "(weighted by their rarity inside the document, IDF over its chunks, so the "
+            "document's topic words count little) a chunk must contain to count as "
+            "relevant; words naming the kind of answer or the document itself ('stand "
+            "for', '뜻', 'paper') are not required; across "
             "languages, of the Latin names and numbers a Korean question writes. "
             "Similarity alone cannot tell an unanswerable question on the document's "
             "topic from an answerable one. 0 turns the check off."

@@ -103,19 +103,36 @@ class LexicalIndex:
         shutil.rmtree(old, ignore_errors=True)
         return model, ids
 
-    def idf(self) -> Callable[[str], float]:
-        """Inverse document frequency over the live chunks (BM25's own statistics)."""
+    def idf(self, revision: str | None = None) -> Callable[[str], float]:
+        """Inverse document frequency over the live chunks (BM25's own statistics).
+
+        With `revision`, over that document's chunks only: how rare a term is inside
+        the document, whatever else the collection holds.
+        """
         model, ids = self._index()
         vocab = model.vocab_dict  # type: ignore[attr-defined]
         indptr = model.scores["indptr"]  # type: ignore[attr-defined]
-        n = max(len(ids), 1)
+        if revision is None:
+            n = max(len(ids), 1)
 
-        def idf(term: str) -> float:
+            def idf(term: str) -> float:
+                column = vocab.get(term)
+                df = 0 if column is None else int(indptr[column + 1] - indptr[column])
+                return math.log((n + 1) / (df + 0.5))
+
+            return idf
+        rows = model.scores["indices"]  # type: ignore[attr-defined]
+        inside = np.array([cid.rpartition(":")[0] == revision for cid in ids], dtype=bool)
+        n = max(int(inside.sum()), 1)
+
+        def document_idf(term: str) -> float:
             column = vocab.get(term)
-            df = 0 if column is None else int(indptr[column + 1] - indptr[column])
+            if column is None:
+                return math.log((n + 1) / 0.5)
+            df = int(inside[rows[indptr[column] : indptr[column + 1]]].sum())
             return math.log((n + 1) / (df + 0.5))
 
-        return idf
+        return document_idf
 
     def search(self, query: str, k: int, revisions: set[str]) -> list[tuple[str, float]]:
         """Top-k chunk ids with BM25 scores, only from the given document revisions."""

@@ -70,3 +70,32 @@ def test_shared_index_follows_the_runs_retrieval_setting(tmp_path: Path) -> None
     hybrid = index_for(Context(data_dir=str(tmp_path), retrieval="hybrid"))
     assert dense.ctx.retrieval == "dense" and hybrid.ctx.retrieval == "hybrid"
     assert index_for(Context(data_dir=str(tmp_path), retrieval="hybrid")) is hybrid
+
+
+def test_term_support_weighs_terms_by_their_rarity_in_the_document(
+    samples_index: DocumentIndex,
+) -> None:
+    """The Webb article names Webb everywhere: holding "webb" says little about "cost"."""
+    from adaptsum.engines.base import Resources
+    from adaptsum.engines.extractive import ExtractiveEngine
+
+    (webb,) = [d for d in samples_index.documents() if Path(d.source).name == EN_SAMPLE.name]
+    inside = samples_index.lexical.idf(webb.revision)
+    assert inside("webb") < samples_index.lexical.idf()("webb")  # topic word of the document
+    assert inside("webb") < inside("cost")  # never written there
+    engine = ExtractiveEngine(Resources(ctx=samples_index.ctx, index=samples_index))
+    passage = "The James Webb Space Telescope is the largest telescope in space."
+    support, missing = engine.term_support(
+        "How much did the Webb telescope cost?", passage, revision=webb.revision
+    )
+    assert missing == {"cost"} and support < samples_index.ctx.min_term_support
+    # "stand for" names the kind of answer: a passage expanding the acronym need not say it
+    support, missing = engine.term_support(
+        "What does JWST stand for?", "JWST: James Webb Space Telescope.", revision=webb.revision
+    )
+    assert (support, missing) == (1.0, set())
+    out = build_graph().invoke(
+        {"request": "How much did the Webb telescope cost?", "documents": [str(EN_SAMPLE)]},
+        context=samples_index.ctx,
+    )
+    assert out["route"] == "refuse"

@@ -54,7 +54,8 @@ def test_inflections_match_and_cross_language_terms_are_names_and_numbers() -> N
     from adaptsum.engines.extractive import _cross_terms
 
     assert terms.stem("launched") == terms.stem("launches") == terms.stem("launch") == "launch"
-    assert terms.stem("studies") == "study" and terms.stem("class") == "class"
+    assert terms.stem("studies") == terms.stem("study") and terms.stem("class") == "class"
+    assert terms.stem("class") != terms.stem("classic")
     assert terms.coverage({"webb", "launch"}, "It was launched in 2021.") == 0.5
     # An English question on a Korean document: only acronyms and numbers can be looked for.
     assert _cross_terms("Who is the CEO of Alibaba Cloud?") == {"ceo"}
@@ -62,3 +63,18 @@ def test_inflections_match_and_cross_language_terms_are_names_and_numbers() -> N
     assert _cross_terms("How was GFSM2014 used in 2024?") == {"gfsm", "2014", "2024"}
     # A Korean question on an English document: every Latin name and number it writes.
     assert _cross_terms("MIRI는 몇 켈빈까지 냉각되나요?") == {"miri"}
+
+
+def test_irregular_forms_and_derivations_share_a_stem() -> None:
+    # "Who wrote the original Bourne shell?" against "originally written by Stephen Bourne"
+    passage = "It was originally written by Stephen Bourne."
+    assert terms.missing({"wrote", "original", "bourne"}, passage) == set()
+    assert terms.missing({"wrote", "cost", "bourne"}, passage) == {"cost"}
+    assert terms.lemma_stem("bought") == terms.lemma_stem("buy") != terms.lemma_stem("built")
+    assert terms.stem("모델") == "모델" and terms.stem("2021") == "2021"  # left as they are
+
+
+def test_frame_words_name_the_answer_kind_not_its_content() -> None:
+    assert terms.is_frame("stand") and terms.is_frame("stands") and terms.is_frame("acronym")
+    assert terms.is_frame("뜻") and terms.is_frame("papers") and terms.is_frame("논문")
+    assert not terms.is_frame("cost") and not terms.is_frame("주가") and not terms.is_frame("name")
