@@ -151,15 +151,40 @@ def test_long_chunks_get_several_vectors_pointing_back(data_dir: Path, corpus: l
     index = DocumentIndex(Context(data_dir=str(data_dir), chunk_size=1000, chunk_overlap=200))
     pdf = next(p for p in corpus if "tech-report" in p.name)
     report = index.index_file(pdf)
-    assert report.vectors > report.chunks
-    metas = _records(index)
-    assert len(metas) == report.vectors
+    assert len(_records(index)) == report.vectors
+    metas = _records(index, kind="chunk")
+    assert len(metas) > report.chunks
     parts: dict[str, int] = {}
     for m in metas:
         parts[m["chunk_id"]] = parts.get(m["chunk_id"], 0) + 1
     assert len(parts) == report.chunks and max(parts.values()) > 1
     hits = index.search("데이터 전처리 MinHash LSH", k=5)
     assert len({h.chunk.chunk_id for h in hits}) == len(hits)  # one hit per chunk
+
+
+def test_every_sentence_has_a_vector_pointing_back_to_its_chunk(data_dir: Path) -> None:
+    from adaptsum.ingest.sentences import split_sentences
+
+    index = DocumentIndex(Context(data_dir=str(data_dir)))
+    report = index.index_file(EN_SAMPLE)
+    (doc,) = index.documents()
+    chunks = index.catalog.document_chunks(index.collection, doc.revision)
+    stored = index.sentence_vectors([c.chunk_id for c in chunks])
+    for chunk in chunks:
+        texts, vectors = stored[chunk.chunk_id]
+        assert texts == [s.text for s in split_sentences(chunk.text)]
+        assert vectors.shape == (len(texts), index.info.dim)
+    assert report.vectors == len(_records(index, kind="chunk")) + sum(
+        len(texts) for texts, _ in stored.values()
+    )
+    # A chunk search never returns a sentence's vector, and names each chunk once.
+    hits = index.search("When did Webb launch?", k=5)
+    assert len({h.chunk.chunk_id for h in hits}) == len(hits) == len(chunks)
+    # The sentence that answers scores above the passage averaging it with the rest.
+    (best, *_) = index.search_sentences("When did Webb launch?", k=3)
+    assert "launched on 25 December 2021" in best.chunk.text
+    chunk_score = next(h.score for h in hits if h.chunk.chunk_id == best.chunk.chunk_id)
+    assert best.score > chunk_score
 
 
 def test_interrupted_index_keeps_the_old_revision(data_dir: Path, sample_copy: Path) -> None:
