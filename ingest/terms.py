@@ -79,12 +79,22 @@ def key_terms(text: str) -> set[str]:
     }
 
 
-@functools.lru_cache(maxsize=1)
-def _snowball() -> Callable[[str], str]:
-    """The Snowball English stemmer (pure Python, imported in about 15 ms when first needed)."""
-    import snowballstemmer
+_stemmers = threading.local()
 
-    return snowballstemmer.stemmer("english").stemWord
+
+def _snowball() -> Callable[[str], str]:
+    """This thread's Snowball English stemmer (pure Python, imported in about 15 ms).
+
+    One per thread: a stemmer keeps the word it works on in itself, so the graders
+    running in parallel would otherwise stem into each other's words (an IndexError,
+    or worse, a wrong stem).
+    """
+    stem_word = getattr(_stemmers, "english", None)
+    if stem_word is None:
+        import snowballstemmer
+
+        stem_word = _stemmers.english = snowballstemmer.stemmer("english").stemWord
+    return stem_word
 
 
 @functools.lru_cache(maxsize=1)

@@ -78,3 +78,29 @@ def test_frame_words_name_the_answer_kind_not_its_content() -> None:
     assert terms.is_frame("stand") and terms.is_frame("stands") and terms.is_frame("acronym")
     assert terms.is_frame("뜻") and terms.is_frame("papers") and terms.is_frame("논문")
     assert not terms.is_frame("cost") and not terms.is_frame("주가") and not terms.is_frame("name")
+
+
+def test_parallel_graders_stem_without_stepping_on_each_other() -> None:
+    """Graders run in parallel threads; a Snowball stemmer keeps its word in itself."""
+    import threading
+
+    from adaptsum.ingest.terms import stem
+
+    words = "originally generalizations relational conditional hopefulness operations".split()
+    words *= 1000
+    expected = [stem.__wrapped__(w) for w in words]  # one thread, no cache
+    failures: list[str] = []
+
+    def work() -> None:
+        try:
+            if [stem.__wrapped__(w) for w in words] != expected:
+                failures.append("a wrong stem")
+        except Exception as exc:  # the shared stemmer's IndexError
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
