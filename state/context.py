@@ -135,16 +135,17 @@ class Context:
     sentence_rerank: bool = field(
         default=True,
         metadata={
-            "description": "extractive engine: fetch 2k chunks and keep the k whose best "
-            "sentence is closest to the question (finer than whole-chunk similarity, which "
-            "helps most across languages)."
+            "description": "extractive engine: take as candidates the 2k chunks of the "
+            "search and the chunks holding the 4k sentences closest to the question (every "
+            "sentence has its own vector), and keep the k whose best sentence is closest "
+            "(finer than whole-chunk similarity, which helps most across languages)."
         },
     )
     rerank_depth: int = field(
         default=2,
         metadata={
-            "description": "extractive engine with sentence_rerank: candidates fetched per "
-            "query, as a multiple of k, before reranking."
+            "description": "extractive engine with sentence_rerank: chunks fetched per "
+            "query, as a multiple of k, before reranking (sentences: twice as many)."
         },
     )
     engine: Engine = field(
