@@ -358,11 +358,12 @@ class DocumentIndex:
         window = self.info.window
         count = getattr(self.embeddings, "count_tokens", None)
         out: list[_Window] = []
-        for c in chunks:
-            if window is None or count is None:
-                out.append(_Window(c, 0, c.text))
-            else:
-                pieces = _fit(c.text, count, count(""), window - count(""))
+        if window is None or count is None:
+            out.extend(_Window(c, 0, c.text) for c in chunks)
+        else:
+            overhead = count("")
+            for c in chunks:
+                pieces = _fit(c.text, count, overhead, window - overhead)
                 out.extend(_Window(c, part, text) for part, text in enumerate(pieces))
         for c in chunks:
             out.extend(

@@ -112,27 +112,25 @@ class LexicalIndex:
         model, ids = self._index()
         vocab = model.vocab_dict  # type: ignore[attr-defined]
         indptr = model.scores["indptr"]  # type: ignore[attr-defined]
-        if revision is None:
-            n = max(len(ids), 1)
-
-            def idf(term: str) -> float:
-                column = vocab.get(term)
-                df = 0 if column is None else int(indptr[column + 1] - indptr[column])
-                return math.log((n + 1) / (df + 0.5))
-
-            return idf
         rows = model.scores["indices"]  # type: ignore[attr-defined]
-        inside = np.array([cid.rpartition(":")[0] == revision for cid in ids], dtype=bool)
-        n = max(int(inside.sum()), 1)
+        inside = (
+            None
+            if revision is None
+            else np.array([cid.rpartition(":")[0] == revision for cid in ids], dtype=bool)
+        )
+        n = max(len(ids) if inside is None else int(inside.sum()), 1)
 
-        def document_idf(term: str) -> float:
+        def idf(term: str) -> float:
             column = vocab.get(term)
             if column is None:
-                return math.log((n + 1) / 0.5)
-            df = int(inside[rows[indptr[column] : indptr[column + 1]]].sum())
+                df = 0
+            elif inside is None:
+                df = int(indptr[column + 1] - indptr[column])
+            else:
+                df = int(inside[rows[indptr[column] : indptr[column + 1]]].sum())
             return math.log((n + 1) / (df + 0.5))
 
-        return document_idf
+        return idf
 
     def search(self, query: str, k: int, revisions: set[str]) -> list[tuple[str, float]]:
         """Top-k chunk ids with BM25 scores, only from the given document revisions."""
