@@ -484,22 +484,13 @@ class DocumentIndex:
     ) -> list[SearchHit]:
         """Top-k chunks for `query`, optionally only from `docs` and within `pages`."""
         k = k or self.ctx.k
-        live = self.resolve(docs) if docs else self.documents()
-        if not live:
-            raise AdaptsumError(self._nothing_indexed_message())
+        live = self._live(docs)
         by_revision = {d.revision: d for d in live}
         # Long chunks have several vectors: fetch extra so k distinct chunks remain.
         depth = k * 3 if self.ctx.retrieval == "dense" else max(k * 4, 20)
-        found = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
-            self.query_vector(query), k=depth, filter=_where(by_revision, "chunk", pages)
-        )
-        if pages is None and len(found) < min(depth, sum(d.chunks for d in live)):
+        dense, found = self._nearest(query, depth, by_revision, "chunk", pages)
+        if pages is None and found < min(depth, sum(d.chunks for d in live)):
             self._check_vectors(live)
-        best: dict[str, float] = {}
-        for doc, distance in found:
-            cid = doc.metadata["chunk_id"]
-            best[cid] = max(best.get(cid, -1.0), 1.0 - float(distance))
-        dense = sorted(best.items(), key=lambda kv: -kv[1])
         if self.ctx.retrieval == "hybrid":
             # Words only match words of the same language: for documents in another
             # language BM25 looks only for the query's script-neutral terms (names in
@@ -511,12 +502,7 @@ class DocumentIndex:
             ranked = self._fuse(query, dense, depth, same, set(by_revision) - same, pages)[:k]
         else:
             ranked = dense[:k]
-        chunks = self.catalog.chunks(self.collection, [cid for cid, _ in ranked])
-        return [
-            SearchHit(chunks[cid], by_revision[cid.rpartition(":")[0]], score)
-            for cid, score in ranked
-            if cid in chunks
-        ]
+        return self._hits(ranked, by_revision)
 
     def search_sentences(
         self,
@@ -532,21 +518,49 @@ class DocumentIndex:
         few hundred tokens, can rank far down (a Korean question on a 214-page English
         manual) where the sentence itself ranks first.
         """
+        by_revision = {d.revision: d for d in self._live(docs)}
+        ranked, _ = self._nearest(query, k, by_revision, "sentence", pages)
+        return self._hits(ranked, by_revision)
+
+    def _live(self, docs: Sequence[str] | None) -> list[DocumentRecord]:
+        """The documents a search covers: those named, else all.
+
+        Raises:
+            AdaptsumError: nothing is indexed (with these embeddings).
+        """
         live = self.resolve(docs) if docs else self.documents()
         if not live:
             raise AdaptsumError(self._nothing_indexed_message())
-        by_revision = {d.revision: d for d in live}
+        return live
+
+    def _nearest(
+        self,
+        query: str,
+        k: int,
+        revisions: dict[str, DocumentRecord],
+        kind: str,
+        pages: PageRange | None,
+    ) -> tuple[list[tuple[str, float]], int]:
+        """Chunks of the k nearest vectors of `kind`, each with its best cosine, best first.
+
+        Also returns how many vectors came back (a short count can mean lost vectors).
+        """
         found = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
-            self.query_vector(query), k=k, filter=_where(by_revision, "sentence", pages)
+            self.query_vector(query), k=k, filter=_where(revisions, kind, pages)
         )
         best: dict[str, float] = {}
         for doc, distance in found:
             cid = doc.metadata["chunk_id"]
             best[cid] = max(best.get(cid, -1.0), 1.0 - float(distance))
-        chunks = self.catalog.chunks(self.collection, list(best))
+        return sorted(best.items(), key=lambda kv: -kv[1]), len(found)
+
+    def _hits(
+        self, ranked: list[tuple[str, float]], revisions: dict[str, DocumentRecord]
+    ) -> list[SearchHit]:
+        chunks = self.catalog.chunks(self.collection, [cid for cid, _ in ranked])
         return [
-            SearchHit(chunks[cid], by_revision[cid.rpartition(":")[0]], score)
-            for cid, score in sorted(best.items(), key=lambda kv: -kv[1])
+            SearchHit(chunks[cid], revisions[cid.rpartition(":")[0]], score)
+            for cid, score in ranked
             if cid in chunks
         ]
 
