@@ -111,6 +111,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             terms = own if languages[cid] == state.question_language else shared
             return similarity + EVIDENCE_WEIGHT * coverage(terms, texts[cid])
 
+        index.sentence_vectors(list(best))  # every candidate's, in one read
         by_sentence = sorted(best.values(), key=lambda r: -sentence_score(r))
         ranked = by_sentence[: ctx.k]
     else:

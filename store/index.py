@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 # vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector.
 SPLITTER_VERSION = "5"
 
+T = TypeVar("T")
+
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks' or 'embeddings'."""
 
@@ -49,6 +51,11 @@ EMBED_BATCH = 8
 
 QUERY_CACHE_SIZE = 256
 """Query embeddings kept per index: the same question is searched and graded several times."""
+
+SENTENCE_CACHE_SIZE = 1024
+"""Chunks whose sentence vectors are kept per index: retrieval, grading and the answer
+each read them (a Chroma read is about 12 ms), and a chunk id names one revision of a
+file, whose vectors never change."""
 
 CLAIM_POLL_SECONDS = 0.25
 """How often an indexer waiting for another's write of the same revision looks again."""
@@ -163,8 +170,8 @@ class DocumentIndex:
         self.root = ctx.data_path
         self._embeddings = embeddings
         self.catalog = open_catalog(ctx)
-        self._query_vectors: dict[str, list[float]] = {}
-        self._query_lock = threading.Lock()
+        self._query_vectors: _Memo[list[float]] = _Memo(QUERY_CACHE_SIZE)
+        self._sentence_vectors: _Memo[tuple[list[str], Any]] = _Memo(SENTENCE_CACHE_SIZE)
 
     # -- configuration -------------------------------------------------------------
     @property
@@ -565,13 +572,18 @@ class DocumentIndex:
         ]
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, tuple[list[str], Any]]:
-        """Each chunk's sentences and their vectors (one row each), in the chunk's order."""
+        """Each chunk's sentences and their vectors (one row each), in the chunk's order.
+
+        Read from Chroma once per chunk, all the chunks not yet read in one request.
+        """
         import numpy as np
 
-        if not chunk_ids:
-            return {}
+        out = {cid: hit for cid in chunk_ids if (hit := self._sentence_vectors.get(cid))}
+        wanted = [cid for cid in dict.fromkeys(chunk_ids) if cid not in out]
+        if not wanted:
+            return out
         got = self.vectorstore.get(
-            where={"$and": [{"chunk_id": {"$in": list(chunk_ids)}}, {"kind": "sentence"}]},
+            where={"$and": [{"chunk_id": {"$in": wanted}}, {"kind": "sentence"}]},
             include=["embeddings", "metadatas", "documents"],
         )
         rows: dict[str, list[tuple[int, str, Any]]] = {}
@@ -579,25 +591,22 @@ class DocumentIndex:
             got["embeddings"], got["metadatas"], got["documents"], strict=True
         ):
             rows.setdefault(meta["chunk_id"], []).append((int(meta["part"]), text, vector))
-        out: dict[str, tuple[list[str], Any]] = {}
         for cid, items in rows.items():
             items.sort(key=lambda item: item[0])
-            out[cid] = (
-                [text for _, text, _ in items],
-                np.asarray([vector for *_, vector in items], dtype=np.float32),
+            out[cid] = self._sentence_vectors.put(
+                cid,
+                (
+                    [text for _, text, _ in items],
+                    np.asarray([vector for *_, vector in items], dtype=np.float32),
+                ),
             )
         return out
 
     def query_vector(self, query: str) -> list[float]:
         """The query's embedding, computed once per query text for every search and grade."""
-        with self._query_lock:
-            cached = self._query_vectors.get(query)
+        cached = self._query_vectors.get(query)
         if cached is None:
-            cached = self.embeddings.embed_query(query)
-            with self._query_lock:
-                self._query_vectors[query] = cached
-                while len(self._query_vectors) > QUERY_CACHE_SIZE:
-                    self._query_vectors.pop(next(iter(self._query_vectors)))
+            cached = self._query_vectors.put(query, self.embeddings.embed_query(query))
         return cached
 
     @cached_property
@@ -692,6 +701,26 @@ class DocumentIndex:
                 f"these embeddings, or search with the embeddings they were indexed with"
             )
         return "nothing is indexed yet: run `adaptsum index FILE.pdf` first"
+
+
+class _Memo(Generic[T]):
+    """A bounded, thread-safe memo: the oldest entry goes first when it is full."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: str, value: T) -> T:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.pop(next(iter(self._items)))
+        return value
 
 
 def _where(

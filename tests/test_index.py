@@ -174,6 +174,8 @@ def test_every_sentence_has_a_vector_pointing_back_to_its_chunk(data_dir: Path) 
         texts, vectors = stored[chunk.chunk_id]
         assert texts == [s.text for s in split_sentences(chunk.text)]
         assert vectors.shape == (len(texts), index.info.dim)
+    some = chunks[0].chunk_id  # read from Chroma once, then kept
+    assert index.sentence_vectors([some])[some] is stored[some]
     assert report.vectors == len(_records(index, kind="chunk")) + sum(
         len(texts) for texts, _ in stored.values()
     )
