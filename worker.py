@@ -44,6 +44,7 @@ import json
 import os
 import site
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -111,18 +112,20 @@ def _folder(data_dir: Path) -> Path:
     return data_dir / "worker"
 
 
+def _socket(data_dir: Path) -> Path | None:
+    """The worker's socket path, or None when it is too long for a Unix socket."""
+    path = _folder(data_dir) / "ask.sock"
+    return None if len(str(path)) > _SOCKET_PATH_MAX else path
+
+
 def _private(folder: Path) -> bool:
     """True when `folder` is ours and nobody else can enter it."""
     try:
         st = folder.lstat()
     except OSError:
         return False
-    return (
-        folder.is_dir()
-        and not folder.is_symlink()
-        and st.st_uid == os.getuid()
-        and st.st_mode & 0o077 == 0
-    )
+    # lstat: a directory, never a symlink to one
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
 
 
 def _eligible(argv: Sequence[str]) -> Path | None:
@@ -150,9 +153,8 @@ def handoff(argv: Sequence[str]) -> int | None:
     data_dir = _eligible(argv)
     if data_dir is None:
         return None
-    folder = _folder(data_dir)
-    path = folder / "ask.sock"
-    if not _private(folder) or len(str(path)) > _SOCKET_PATH_MAX or not path.exists():
+    path = _socket(data_dir)
+    if path is None or not _private(path.parent) or not path.exists():
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -211,9 +213,7 @@ def start(argv: Sequence[str]) -> None:
     if not enabled():
         return
     data_dir = _eligible(argv)
-    if data_dir is None or not data_dir.is_dir():
-        return
-    if len(str(_folder(data_dir) / "ask.sock")) > _SOCKET_PATH_MAX:
+    if data_dir is None or not data_dir.is_dir() or _socket(data_dir) is None:
         return
     with contextlib.suppress(OSError):
         subprocess.Popen(
@@ -285,14 +285,9 @@ def _close_stores() -> None:
     process nothing is open then; here, a connection left from an earlier request would
     lose its locks, and another process could then delete the WAL under it.
     """
-    from adaptsum.engines import factory
+    from adaptsum.engines.factory import close_indexes
 
-    with factory._lock:
-        indexes = list(factory._indexes.values())
-        factory._indexes.clear()
-    for index in indexes:
-        with contextlib.suppress(Exception):
-            index.catalog.close()
+    close_indexes()
     with contextlib.suppress(Exception):
         from chromadb.api.shared_system_client import SharedSystemClient
 
@@ -300,7 +295,6 @@ def _close_stores() -> None:
             with contextlib.suppress(Exception):
                 system.stop()
         SharedSystemClient.clear_system_cache()
-    del indexes
     gc.collect()
 
 

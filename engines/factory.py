@@ -6,6 +6,7 @@ are created once per configuration and shared by every node and run in the proce
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import threading
@@ -70,6 +71,16 @@ def index_for(ctx: Context) -> DocumentIndex:
         if key not in _indexes:
             _indexes[key] = DocumentIndex(ctx)
         return _indexes[key]
+
+
+def close_indexes() -> None:
+    """Close and forget every shared index (the ask worker, between requests)."""
+    with _lock:
+        indexes = list(_indexes.values())
+        _indexes.clear()
+    for index in indexes:
+        with contextlib.suppress(Exception):
+            index.catalog.close()
 
 
 def resources_for(ctx: Context) -> Resources:

@@ -34,7 +34,6 @@ print(json.dumps({
 _CALLER = """
 import json, sys
 from adaptsum import worker
-from adaptsum.cli import _parser
 code = worker.handoff(["ask", "doc.pdf", "question"])
 print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
 """
