@@ -13,10 +13,13 @@ from adaptsum.ingest.pdf import load_pdf
 from realdocs import REAL_SET, real_pdf, tesseract_fixture  # noqa: F401 (a fixture)
 
 SPLITS = ("tune", "test")
+CALIBRATION = "calibration"
+"""Questions written later for tuning only (cross-language retrieval and refusal); the
+test split stays as it was split."""
 
 
-def _all():
-    return {split: load_questions(REAL_SET / f"{split}.jsonl") for split in SPLITS}
+def _all(splits: tuple[str, ...] = SPLITS):
+    return {split: load_questions(REAL_SET / f"{split}.jsonl") for split in splits}
 
 
 def test_split_is_fixed_by_the_question_hash() -> None:
@@ -41,9 +44,17 @@ def test_set_shape() -> None:
     assert len(ko_on_en) >= 20 and len(en_on_ko) >= 8
 
 
-@pytest.mark.parametrize("split", SPLITS)
+def test_calibration_questions_are_new_and_cross_language() -> None:
+    known = {q.question for qs in _all().values() for q in qs}
+    calibration = _all((CALIBRATION,))[CALIBRATION]
+    assert calibration and not known & {q.question for q in calibration}
+    assert all(q.lang != ("ko" if q.pdf.endswith("-ko.pdf") else "en") for q in calibration)
+    assert all(q.pages == [] and q.evidence == "" for q in calibration if not q.answerable)
+
+
+@pytest.mark.parametrize("split", [*SPLITS, CALIBRATION])
 def test_evidence_is_on_the_cited_page(split: str, tesseract: None) -> None:
-    questions = _all()[split]
+    questions = _all((split,))[split]
     pages_of: dict[str, dict[int, str]] = {}
     for q in questions:
         if not q.answerable:
