@@ -157,6 +157,7 @@ def _settings(ctx: Context) -> dict[str, Any]:
         "k",
         "retrieval",
         "sentence_rerank",
+        "glossary",
         "similarity_threshold",
         "cross_lingual_threshold",
         "min_term_support",

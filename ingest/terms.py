@@ -79,6 +79,43 @@ def key_terms(text: str) -> set[str]:
     }
 
 
+def korean_words(text: str) -> set[str]:
+    """The Korean content words of `text` whole, as a dictionary would list them.
+
+    Kiwi's morphemes are finer than words: it splits loanwords and compounds ("레이어"
+    into 레이 + 어, "위키백과" into 위키 + 백과), which no dictionary knows. Adjacent
+    Hangul nouns of one word are joined back, with their noun suffixes ("가중치",
+    "초기화"); particles, endings and verbs stay off.
+    """
+    if not _HANGUL.search(text):
+        return set()
+    words: set[str] = set()
+    start = end = -1
+    position = -1
+
+    def close() -> None:
+        if start >= 0 and (word := text[start:end]) not in STOPWORDS:
+            words.add(word)
+
+    for token in _kiwi().tokenize(text):
+        joined = token.word_position == position and token.start == end
+        noun = token.tag.startswith(_KOREAN_CONTENT) and bool(_HANGUL.match(token.form))
+        if noun or (joined and start >= 0 and token.tag == "XSN"):
+            if not joined:
+                close()
+                start = token.start
+            end, position = token.start + token.len, token.word_position
+        else:
+            close()
+            start = end = -1
+    close()
+    return words
+
+
+_KOREAN_CONTENT = ("NNG", "NNP", "XR")
+"""Nouns and roots only: a verb stem without its ending ("걸리", "찾") and bound nouns
+("데", "수") are not words the encoder can translate, and matched nonsense."""
+
 _stemmers = threading.local()
 
 
@@ -188,13 +225,22 @@ def stems(text: str) -> set[str]:
     return {stem(t) for t in tokenize(text)}
 
 
-def coverage(terms: set[str], text: str) -> float:
+Translations = dict[str, list[str]]
+"""A question term's words in a document of another language (see `store.glossary`)."""
+
+
+def coverage(terms: set[str], text: str, translations: Translations | None = None) -> float:
     """Share of `terms` that `text` holds, a word's inflections counted as the word.
 
-    Unweighted, so it ranks passages of one question against each other; the refusal
-    check weighs terms by rarity instead.
+    A term with `translations` counts when any of them is held. Unweighted, so it ranks
+    passages of one question against each other; the refusal check weighs terms by
+    rarity instead.
     """
     if not terms:
         return 0.0
     present = stems(text)
-    return sum(stem(t) in present for t in terms) / len(terms)
+    translations = translations or {}
+    return sum(
+        stem(t) in present or any(stem(w) in present for w in translations.get(t, ()))
+        for t in terms
+    ) / len(terms)

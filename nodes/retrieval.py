@@ -12,6 +12,7 @@ from adaptsum.errors import AdaptsumError
 from adaptsum.nodes.retry import last_attempt, run_deadline
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
+from adaptsum.store.catalog import DocumentRecord
 from adaptsum.store.index import PageRange
 
 
@@ -69,7 +70,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     depth = ctx.k * ctx.rerank_depth if rerank else ctx.k
     best: dict[str, Retrieved] = {}
     texts: dict[str, str] = {}
-    languages: dict[str, str] = {}
+    documents: dict[str, DocumentRecord] = {}
     fused: dict[str, float] = {}  # each query's ranking, by reciprocal rank fusion
     for query in state.retrieval_queries or [state.request]:
         hits = index.search(query, k=depth, docs=state.doc_ids or None, pages=pages)
@@ -82,7 +83,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 RRF_K + rank + 1
             )
             texts[hit.chunk.chunk_id] = hit.chunk.text
-            languages[hit.chunk.chunk_id] = hit.document.language
+            documents[hit.chunk.chunk_id] = hit.document
             chunk_id = hit.chunk.chunk_id
             if chunk_id not in best or best[chunk_id]["score"] < hit.score:
                 best[chunk_id] = Retrieved(
@@ -98,18 +99,38 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         engine = ExtractiveEngine(resources_for(ctx))
         question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
 
-        from adaptsum.ingest.terms import coverage, key_terms, neutral_terms
+        from adaptsum.ingest.terms import (
+            Translations,
+            coverage,
+            key_terms,
+            korean_words,
+            neutral_terms,
+        )
 
         # The question's terms a passage can hold: all of them in the question's own
-        # language, only the names and numbers written in Latin letters in another.
+        # language. In another, the names and numbers written in Latin letters, and with
+        # the glossary a Korean question's words as the document writes them.
         own, shared = key_terms(question), set(neutral_terms(question))
+        glossed = ctx.glossary and bool(korean_words(question))
+        terms_in: dict[str, tuple[set[str], Translations | None]] = {}
+
+        def document_terms(document: DocumentRecord) -> tuple[set[str], Translations | None]:
+            if document.language == state.question_language:
+                return own, None
+            if not glossed or document.language == "ko":
+                return shared, None
+            if document.revision not in terms_in:
+                words = korean_words(question)
+                translations = index.glossary.translations(words, document.revision)
+                terms_in[document.revision] = (shared | words, translations)
+            return terms_in[document.revision]
 
         def sentence_score(hit: Retrieved) -> float:
             cid = hit["chunk_id"]
             ranked = engine.rank_sentences(question, cid, texts[cid])
             similarity = max((sim for _, sim in ranked), default=hit["score"])
-            terms = own if languages[cid] == state.question_language else shared
-            return similarity + EVIDENCE_WEIGHT * coverage(terms, texts[cid])
+            terms, translations = document_terms(documents[cid])
+            return similarity + EVIDENCE_WEIGHT * coverage(terms, texts[cid], translations)
 
         index.sentence_vectors(list(best))  # every candidate's, in one read
         by_sentence = sorted(best.values(), key=lambda r: -sentence_score(r))

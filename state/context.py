@@ -141,6 +141,15 @@ class Context:
             "(finer than whole-chunk similarity, which helps most across languages)."
         },
     )
+    glossary: bool = field(
+        default=True,
+        metadata={
+            "description": "across languages, look a Korean question's words up in the "
+            "document's own words with a cross-lingual word encoder (offline; built when a "
+            "document not in Korean is indexed), so hybrid BM25 and the extractive rerank "
+            "can match them; off, only the Latin names and numbers both languages share."
+        },
+    )
     rerank_depth: int = field(
         default=2,
         metadata={

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
-from adaptsum.ingest.terms import neutral_terms
+from adaptsum.ingest.terms import korean_words, neutral_terms
 from adaptsum.state.context import Context
 from adaptsum.store.catalog import (
     ChunkRecord,
@@ -30,6 +29,7 @@ from adaptsum.store.catalog import (
     new_owner,
     open_catalog,
 )
+from adaptsum.store.memo import Memo
 
 if TYPE_CHECKING:
     from langchain_chroma import Chroma
@@ -42,10 +42,10 @@ if TYPE_CHECKING:
 # vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector.
 SPLITTER_VERSION = "5"
 
-T = TypeVar("T")
 
 Progress = Callable[[str, int, int], None]
-"""Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks' or 'embeddings'."""
+"""Called as progress(stage, done, total): 'ocr pages', 'pages', 'chunks', 'embeddings'
+or 'words' (the glossary of a document not in Korean)."""
 
 EMBED_BATCH = 8
 
@@ -170,8 +170,8 @@ class DocumentIndex:
         self.root = ctx.data_path
         self._embeddings = embeddings
         self.catalog = open_catalog(ctx)
-        self._query_vectors: _Memo[list[float]] = _Memo(QUERY_CACHE_SIZE)
-        self._sentence_vectors: _Memo[tuple[list[str], Any]] = _Memo(SENTENCE_CACHE_SIZE)
+        self._query_vectors: Memo[list[float]] = Memo(QUERY_CACHE_SIZE)
+        self._sentence_vectors: Memo[tuple[list[str], Any]] = Memo(SENTENCE_CACHE_SIZE)
 
     # -- configuration -------------------------------------------------------------
     @property
@@ -335,6 +335,8 @@ class DocumentIndex:
         # Ctrl-C from here on leaves the replaced revisions pending under a lease that
         # expires in a minute; they are no longer live, and the next writer deletes them.
         self._delete_vectors(replaced, owner)
+        if self.ctx.glossary and record.language != "ko":
+            self.glossary.prepare(revision, progress)
         return IndexReport(
             path=str(path),
             doc_id=doc_id,
@@ -616,6 +618,25 @@ class DocumentIndex:
 
         return LexicalIndex(self.root, self.collection, self.catalog)
 
+    @cached_property
+    def glossary(self):
+        """Each document's words by a cross-lingual encoder (built on first use)."""
+        from adaptsum.store.glossary import Glossary
+
+        return Glossary(self.root, self.collection, self.catalog)
+
+    def translated_terms(self, query: str, revision: str) -> list[str]:
+        """The query's terms as a document in another language writes them.
+
+        Its script-neutral terms ("SOLAR", "GSM8K", "2024") as they are, and with the
+        glossary on, the document's own words nearest each of its Korean words.
+        """
+        words = neutral_terms(query)
+        if self.ctx.glossary:
+            found = self.glossary.translations(korean_words(query), revision)
+            words += [w for term in sorted(found) for w in found[term]]
+        return list(dict.fromkeys(words))
+
     def _fuse(
         self,
         query: str,
@@ -628,15 +649,17 @@ class DocumentIndex:
         """Reciprocal rank fusion of the dense and BM25 rankings (k=60, as in its paper).
 
         BM25 searches `revisions` (documents in the query's language) with the whole
-        query and `other` (documents in other languages) with its script-neutral terms.
+        query and each of `other` (documents in other languages) with the query's terms
+        as that document writes them (see `translated_terms`).
 
         Each chunk keeps its cosine similarity as its score (chunks BM25 alone found
         get theirs computed), so thresholds mean the same in both retrieval modes.
         """
         lexical = self.lexical.search(query, depth, revisions) if revisions else []
-        if other and (neutral := neutral_terms(query)):
-            lexical += self.lexical.search(" ".join(neutral), depth, other)
-            lexical.sort(key=lambda hit: -hit[1])
+        for revision in other:
+            if words := self.translated_terms(query, revision):
+                lexical += self.lexical.search(" ".join(words), depth, {revision})
+        lexical.sort(key=lambda hit: -hit[1])
         if pages is not None:
             spans = self.catalog.chunks(self.collection, [cid for cid, _ in lexical])
             lexical = [
@@ -701,26 +724,6 @@ class DocumentIndex:
                 f"these embeddings, or search with the embeddings they were indexed with"
             )
         return "nothing is indexed yet: run `adaptsum index FILE.pdf` first"
-
-
-class _Memo(Generic[T]):
-    """A bounded, thread-safe memo: the oldest entry goes first when it is full."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: dict[str, T] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> T | None:
-        with self._lock:
-            return self._items.get(key)
-
-    def put(self, key: str, value: T) -> T:
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.pop(next(iter(self._items)))
-        return value
 
 
 def _where(

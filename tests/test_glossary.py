@@ -1,0 +1,89 @@
+"""A document's own words as its bilingual dictionary: Korean question terms looked up in
+an English document, for BM25 and the rerank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adaptsum import Context
+from adaptsum.ingest.terms import coverage, korean_words
+from adaptsum.store.glossary import GLOSSARY_VERSION, Glossary
+from adaptsum.store.index import DocumentIndex
+
+from helpers import EN_SAMPLE
+
+
+def test_korean_words_are_whole_nouns() -> None:
+    # Kiwi splits the loanword into 레이 + 어 and the compound into 위키 + 백과.
+    words = korean_words("깊이 확장(depthwise scaling)에서 제거되는 레이어 수 m은 얼마인가요?")
+    assert {"확장", "제거", "레이어"} <= words and not {"레이", "어", "수", "얼마"} & words
+    assert korean_words("DPR 실험에 사용한 위키백과 덤프는 언제 날짜의 것인가요?") == {
+        "실험",
+        "사용",
+        "위키백과",
+        "덤프",
+        "날짜",
+    }
+    assert korean_words("How many layers?") == set()
+
+
+def _webb(index: DocumentIndex) -> str:
+    (webb,) = [d for d in index.documents() if d.title.startswith("The James Webb")]
+    return webb.revision
+
+
+def test_translations_are_the_documents_own_words(samples_index: DocumentIndex) -> None:
+    found = samples_index.glossary.translations(
+        {"발사", "거울", "적외선", "주가"}, _webb(samples_index)
+    )
+    assert "launch" in found["발사"] or "launched" in found["발사"]
+    assert "mirror" in found["거울"]
+    assert "infrared" in found["적외선"]
+    assert found["주가"] == []  # a stock price: the article has no word for it
+    # only words of the other script: never a Korean word of the question itself
+    assert all(w.isascii() for words in found.values() for w in words)
+
+
+def test_translated_terms_feed_bm25(samples_index: DocumentIndex) -> None:
+    words = samples_index.translated_terms(
+        "웹 망원경의 거울은 무엇으로 만들었나요?", _webb(samples_index)
+    )
+    assert "mirror" in words
+    hits = samples_index.lexical.search(" ".join(words), 3, {_webb(samples_index)})
+    assert hits  # BM25 on the English article now has words to match
+
+
+def _saved(index: DocumentIndex, revision: str) -> Path:
+    return index.glossary.dir / f"{revision}.v{GLOSSARY_VERSION}.npz"
+
+
+def test_indexing_builds_the_glossary_of_a_document_not_in_korean(
+    samples_index: DocumentIndex,
+) -> None:
+    by_language = {d.language: d.revision for d in samples_index.documents()}
+    assert _saved(samples_index, by_language["en"]).stat().st_size > 10_000
+    assert not _saved(samples_index, by_language["ko"]).exists()
+
+
+def test_a_damaged_glossary_is_rebuilt(tmp_path: Path) -> None:
+    index = DocumentIndex(Context(data_dir=str(tmp_path / "data")))
+    index.index_file(EN_SAMPLE)
+    revision = _webb(index)
+    saved = _saved(index, revision)
+    saved.write_bytes(b"not a numpy archive")
+    fresh = Glossary(index.root, index.collection, index.catalog)
+    assert "mirror" in fresh.translations({"거울"}, revision)["거울"]
+    assert saved.stat().st_size > 10_000  # rebuilt, not trusted
+
+
+def test_terms_count_through_their_translations() -> None:
+    text = "The primary mirror is made of 18 hexagonal segments."
+    assert coverage({"거울", "주가"}, text, {"거울": ["mirror"], "주가": []}) == 0.5
+    assert coverage({"거울", "주가"}, text) == 0.0  # without the glossary nothing matches
+
+
+def test_glossary_setting_off_keeps_the_shared_terms_only(samples_index: DocumentIndex) -> None:
+    off = DocumentIndex(Context(data_dir=samples_index.ctx.data_dir, glossary=False))
+    question = "웹 망원경의 JWST 거울은 무엇으로 만들었나요?"
+    assert off.translated_terms(question, _webb(samples_index)) == ["jwst"]
+    assert "mirror" in samples_index.translated_terms(question, _webb(samples_index))
