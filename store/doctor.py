@@ -245,6 +245,10 @@ def run(ctx: Context, repair: bool = False) -> Report:
         shutil.rmtree(bm25, ignore_errors=True)  # a cache of the catalogue, not user data
         index.lexical.search("index", 1, live)  # builds and saves it from chunk text
         report.repaired.append(f"rebuilt the BM25 index of {len(documents)} documents")
+    # 4. Glossaries: per-document caches of chunk text; stale ones deleted on repair.
+    report.lines.append(f"glossary    {_human(_du(index.glossary.dir))}")
+    if repair and not catalogue_replaced and (gone := index.glossary.discard_except(live)):
+        report.repaired.append(f"deleted {gone} glossaries of documents no longer indexed")
     report.lines.append(f"total       {_human(_du(root))}")
     return report
 

@@ -46,6 +46,8 @@ Loanwords score lowest ('인덱스' 0.64 from 'index', '켈빈' 0.52 from 'kelvi
 TRANSLATIONS_PER_TERM = 3
 """A term's nearest words above the threshold kept: its inflections ('layer', 'layers')."""
 
+_SUFFIX = f".v{GLOSSARY_VERSION}.npz"
+
 _BATCH = 512
 """Words embedded per call (progress is reported after each)."""
 
@@ -101,13 +103,24 @@ class Glossary:
         """
         return len(self._vocabulary(revision, progress)[0])
 
+    def discard_except(self, live: set[str]) -> int:
+        """Delete the saved glossaries of revisions not in `live`; how many went.
+
+        Replaced or removed documents leave theirs behind, and so does an older format.
+        """
+        keep = {f"{revision}{_SUFFIX}" for revision in live}
+        stale = [p for p in self.dir.glob("*.npz") if p.name not in keep]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
     def _vocabulary(
         self, revision: str, progress: Callable[[str, int, int], None] | None = None
     ) -> tuple[list[str], np.ndarray]:
         with self._lock:
             if (loaded := self._loaded.get(revision)) is not None:
                 return loaded
-            path = self.dir / f"{revision}.v{GLOSSARY_VERSION}.npz"
+            path = self.dir / f"{revision}{_SUFFIX}"
             loaded = _load(path)
             if loaded is None:
                 loaded = self._build(revision, path, progress)

@@ -335,6 +335,8 @@ class DocumentIndex:
         # Ctrl-C from here on leaves the replaced revisions pending under a lease that
         # expires in a minute; they are no longer live, and the next writer deletes them.
         self._delete_vectors(replaced, owner)
+        if replaced:
+            self.glossary.discard_except({d.revision for d in self.documents()})
         if self.ctx.glossary and record.language != "ko":
             self.glossary.prepare(revision, progress)
         return IndexReport(

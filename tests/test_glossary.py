@@ -3,6 +3,7 @@ an English document, for BM25 and the rerank."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from adaptsum import Context
@@ -10,7 +11,7 @@ from adaptsum.ingest.terms import coverage, korean_words
 from adaptsum.store.glossary import GLOSSARY_VERSION, Glossary
 from adaptsum.store.index import DocumentIndex
 
-from helpers import EN_SAMPLE
+from helpers import EN_SAMPLE, KO_SAMPLE
 
 
 def test_korean_words_are_whole_nouns() -> None:
@@ -87,3 +88,15 @@ def test_glossary_setting_off_keeps_the_shared_terms_only(samples_index: Documen
     question = "웹 망원경의 JWST 거울은 무엇으로 만들었나요?"
     assert off.translated_terms(question, _webb(samples_index)) == ["jwst"]
     assert "mirror" in samples_index.translated_terms(question, _webb(samples_index))
+
+
+def test_a_replaced_documents_glossary_is_deleted(tmp_path: Path) -> None:
+    pdf = tmp_path / "doc.pdf"
+    shutil.copy(EN_SAMPLE, pdf)
+    index = DocumentIndex(Context(data_dir=str(tmp_path / "data")))
+    index.index_file(pdf)
+    old = _saved(index, _webb(index))
+    assert old.exists()
+    shutil.copy(KO_SAMPLE, pdf)  # the file now holds a Korean document: no glossary
+    index.index_file(pdf)
+    assert not old.exists() and not list(index.glossary.dir.glob("*.npz"))
