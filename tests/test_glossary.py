@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from adaptsum import Context
+from adaptsum import Context, build_graph
 from adaptsum.ingest.terms import coverage, korean_words
 from adaptsum.store.glossary import GLOSSARY_VERSION, Glossary
 from adaptsum.store.index import DocumentIndex
@@ -100,3 +100,20 @@ def test_a_replaced_documents_glossary_is_deleted(tmp_path: Path) -> None:
     shutil.copy(KO_SAMPLE, pdf)  # the file now holds a Korean document: no glossary
     index.index_file(pdf)
     assert not old.exists() and not list(index.glossary.dir.glob("*.npz"))
+
+
+def test_korean_question_on_a_real_english_paper_finds_its_page(tmp_path: Path) -> None:
+    """A calibration question that only the glossary ranks right: its passage says
+    "initialize ... with pretrained weights from Mistral 7B", in no word the question shares."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from realdocs import real_pdf
+
+    pdf = real_pdf("solar-10.7b-paper-en.pdf")
+    ctx = Context(data_dir=str(tmp_path / "data"))
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "solar"}}
+    question = "SOLAR의 기반 모델은 어떤 모델의 사전학습 가중치로 초기화했나요?"
+    graph.invoke({"request": question, "documents": [str(pdf)]}, config, context=ctx)
+    first = graph.get_state(config).values["retrieved"][0]
+    assert first["page_start"] <= 2 <= first["page_end"]
