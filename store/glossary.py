@@ -20,6 +20,7 @@ rebuilds them, never trusting a bad copy.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -32,6 +33,8 @@ import numpy as np
 from adaptsum.ingest.terms import STOPWORDS, TOKENIZER_VERSION, tokenize
 from adaptsum.store.catalog import Catalog
 from adaptsum.store.memo import Memo
+
+_log = logging.getLogger(__name__)
 
 GLOSSARY_VERSION = f"1-{TOKENIZER_VERSION}"
 """Bump when the vocabulary or its encoder changes: saved glossaries are then rebuilt."""
@@ -143,12 +146,22 @@ class Glossary:
             if progress is not None:
                 progress("words", min(start + _BATCH, len(words)), len(words))
         vectors = np.concatenate(parts)
-        # Write beside, then swap in: a reader never sees half a file.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.npz")
+        try:
+            _save(path, words, vectors)
+        except OSError as exc:  # a cache: the glossary still serves this process
+            _log.warning("glossary of %s not saved (%s); it is rebuilt when needed", revision, exc)
+        return words, vectors
+
+
+def _save(path: Path, words: list[str], vectors: np.ndarray) -> None:
+    """Write beside, then swap in: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.npz")
+    try:
         np.savez(staging, words=np.asarray(words, dtype=str), vectors=vectors.astype(np.float16))
         os.replace(staging, path)
-        return words, vectors
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def _is_hangul(word: str) -> bool:

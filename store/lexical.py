@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -27,6 +28,8 @@ from adaptsum.ingest.terms import TOKENIZER_VERSION, key_terms, tokenize, warm_u
 from adaptsum.store.catalog import Catalog, chunk_id
 
 __all__ = ["LexicalIndex", "key_terms", "tokenize", "warm_up"]
+
+_log = logging.getLogger(__name__)
 
 
 class LexicalIndex:
@@ -89,19 +92,28 @@ class LexicalIndex:
                 corpus.append(tokenize(chunk.text) or ["∅"])
         model = bm25s.BM25()
         model.index(corpus or [["∅"]], show_progress=False)
-        # Write beside, then swap in: a reader never sees half an index.
-        staging = self.dir.with_name(f"{self.dir.name}.{uuid.uuid4().hex}")
-        staging.mkdir(parents=True)
-        model.save(str(staging), show_progress=False)
-        (staging / "adaptsum.json").write_text(
-            json.dumps({"fingerprint": fingerprint, "chunk_ids": ids})
-        )
-        old = self.dir.with_name(f"{self.dir.name}.old.{uuid.uuid4().hex}")
-        if self.dir.exists():
-            os.replace(self.dir, old)
-        os.replace(staging, self.dir)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            self._save(model, ids, fingerprint)
+        except OSError as exc:  # a cache: the index still serves this process
+            _log.warning("BM25 index not saved (%s); it is rebuilt when needed", exc)
         return model, ids
+
+    def _save(self, model: object, ids: list[str], fingerprint: str) -> None:
+        """Write beside, then swap in: a reader never sees half an index."""
+        staging = self.dir.with_name(f"{self.dir.name}.{uuid.uuid4().hex}")
+        try:
+            staging.mkdir(parents=True)
+            model.save(str(staging), show_progress=False)  # type: ignore[attr-defined]
+            (staging / "adaptsum.json").write_text(
+                json.dumps({"fingerprint": fingerprint, "chunk_ids": ids})
+            )
+            old = self.dir.with_name(f"{self.dir.name}.old.{uuid.uuid4().hex}")
+            if self.dir.exists():
+                os.replace(self.dir, old)
+            os.replace(staging, self.dir)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def idf(self, revision: str | None = None) -> Callable[[str], float]:
         """Inverse document frequency over the live chunks (BM25's own statistics).

@@ -77,6 +77,15 @@ def test_a_damaged_glossary_is_rebuilt(tmp_path: Path) -> None:
     assert saved.stat().st_size > 10_000  # rebuilt, not trusted
 
 
+def test_a_glossary_that_cannot_be_saved_still_serves(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "glossary").write_text("a file where the cache folder goes")
+    index = DocumentIndex(Context(data_dir=str(data)))
+    assert index.index_file(EN_SAMPLE).status == "indexed"  # the cache is not the index
+    assert "mirror" in index.glossary.translations({"거울"}, _webb(index))["거울"]
+
+
 def test_terms_count_through_their_translations() -> None:
     text = "The primary mirror is made of 18 hexagonal segments."
     assert coverage({"거울", "주가"}, text, {"거울": ["mirror"], "주가": []}) == 0.5

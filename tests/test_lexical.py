@@ -99,3 +99,13 @@ def test_term_support_weighs_terms_by_their_rarity_in_the_document(
         context=samples_index.ctx,
     )
     assert out["route"] == "refuse"
+
+
+def test_a_bm25_index_that_cannot_be_saved_still_serves(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "bm25").write_text("a file where the cache folder goes")
+    index = DocumentIndex(Context(data_dir=str(data), retrieval="hybrid"))
+    report = index.index_file(EN_SAMPLE)
+    hits = index.lexical.search("mirror telescope", 3, {index.resolve([report.doc_id])[0].revision})
+    assert hits
