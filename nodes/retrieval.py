@@ -99,30 +99,21 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         engine = ExtractiveEngine(resources_for(ctx))
         question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
 
-        from adaptsum.ingest.terms import (
-            Translations,
-            coverage,
-            key_terms,
-            korean_words,
-            neutral_terms,
-        )
+        from adaptsum.ingest.terms import Translations, coverage, key_terms
 
         # The question's terms a passage can hold: all of them in the question's own
-        # language. In another, the names and numbers written in Latin letters, and with
-        # the glossary a Korean question's words as the document writes them.
-        own, shared = key_terms(question), set(neutral_terms(question))
-        glossed = ctx.glossary and bool(korean_words(question))
+        # language; in another, the names and numbers written in Latin letters and, with
+        # the glossary, a Korean question's words as the document writes them.
+        own = key_terms(question)
         terms_in: dict[str, tuple[set[str], Translations | None]] = {}
 
         def document_terms(document: DocumentRecord) -> tuple[set[str], Translations | None]:
             if document.language == state.question_language:
                 return own, None
-            if not glossed or document.language == "ko":
-                return shared, None
             if document.revision not in terms_in:
-                words = korean_words(question)
-                translations = index.glossary.translations(words, document.revision)
-                terms_in[document.revision] = (shared | words, translations)
+                terms_in[document.revision] = index.cross_language_terms(
+                    question, document.revision
+                )
             return terms_in[document.revision]
 
         def sentence_score(hit: Retrieved) -> float:

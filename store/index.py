@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
-from adaptsum.ingest.terms import korean_words, neutral_terms
+from adaptsum.ingest.terms import Translations, korean_words, neutral_terms
 from adaptsum.state.context import Context
 from adaptsum.store.catalog import (
     ChunkRecord,
@@ -504,8 +504,8 @@ class DocumentIndex:
             self._check_vectors(live)
         if self.ctx.retrieval == "hybrid":
             # Words only match words of the same language: for documents in another
-            # language BM25 looks only for the query's script-neutral terms (names in
-            # Latin letters, numbers: "SOLAR", "GSM8K", "2024"), the words both share.
+            # language BM25 looks for the query's terms as they write them (see
+            # `translated_terms`).
             from adaptsum.ingest.language import detect_language
 
             language = detect_language(query)
@@ -627,16 +627,22 @@ class DocumentIndex:
 
         return Glossary(self.root, self.collection, self.catalog)
 
-    def translated_terms(self, query: str, revision: str) -> list[str]:
-        """The query's terms as a document in another language writes them.
+    def cross_language_terms(self, query: str, revision: str) -> tuple[set[str], Translations]:
+        """The query's terms a document in another language can hold, and its words for them.
 
-        Its script-neutral terms ("SOLAR", "GSM8K", "2024") as they are, and with the
-        glossary on, the document's own words nearest each of its Korean words.
+        Its script-neutral terms ("SOLAR", "GSM8K", "2024") as they are; with the
+        glossary on, its Korean words too, each with the document's own words nearest it.
         """
-        words = neutral_terms(query)
-        if self.ctx.glossary:
-            found = self.glossary.translations(korean_words(query), revision)
-            words += [w for term in sorted(found) for w in found[term]]
+        terms = set(neutral_terms(query))
+        if not self.ctx.glossary or not (words := korean_words(query)):
+            return terms, {}
+        return terms | words, self.glossary.translations(words, revision)
+
+    def translated_terms(self, query: str, revision: str) -> list[str]:
+        """The query's terms as a document in another language writes them (for BM25)."""
+        terms, translations = self.cross_language_terms(query, revision)
+        words = sorted(terms - translations.keys())
+        words += [w for term in sorted(translations) for w in translations[term]]
         return list(dict.fromkeys(words))
 
     def _fuse(
