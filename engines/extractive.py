@@ -265,9 +265,9 @@ def _cross_terms(question: str) -> set[str]:
     "2024"): its other words, even capitalised ones ("English", "Seoul"), are written in
     Hangul there, so they cannot be looked for.
     """
-    from adaptsum.ingest.terms import key_terms, neutral_terms, tokenize
+    from adaptsum.ingest.terms import has_hangul, key_terms, neutral_terms, tokenize
 
-    if _HANGUL.search(question):
+    if has_hangul(question):
         return set(neutral_terms(question))
     names = {t for word in _NAME_LIKE.findall(question) for t in tokenize(word)}
     return names & key_terms(question)
@@ -276,7 +276,6 @@ def _cross_terms(question: str) -> set[str]:
 _NAME_LIKE = re.compile(r"\b(?:[A-Z][A-Z0-9]+|\w*\d\w*)\b")
 """Acronyms and words with digits: the Latin terms a document in Hangul keeps as they are."""
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 ANSWER_MARGIN = 0.03
 """How far under the threshold a sentence of a relevant passage may be quoted, if it

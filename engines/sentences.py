@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from adaptsum.ingest.sentences import Sentence, split_sentences
-from adaptsum.ingest.terms import key_terms
+from adaptsum.ingest.terms import has_hangul, key_terms
 
 __all__ = ["Sentence", "key_terms", "split_sentences", "strip_particle", "term_coverage"]
 
@@ -53,11 +53,8 @@ def summary_worthy(sentences: list[Sentence]) -> list[Sentence]:
         text = s.text
         visible = len(text.replace(" ", "")) or 1
         prose = len(_LETTERS.findall(text)) / visible >= 0.75
-        long_enough = len(text) >= 40 and (len(text.split()) >= 6 or _HANGUL.search(text))
+        long_enough = len(text) >= 40 and (len(text.split()) >= 6 or has_hangul(text))
         code = len(_CODE.findall(text)) >= 2
         if prose and long_enough and not code and counts[key(text)] < 3:
             out.append(s)
     return out or sentences
-
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")

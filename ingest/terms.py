@@ -18,6 +18,13 @@ TOKENIZER_VERSION = "3"
 """Bump when tokens change: indexes built from older tokens are then rebuilt."""
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+def has_hangul(text: str) -> bool:
+    """Whether `text` holds a Hangul syllable: Korean, for Kiwi and the glossary."""
+    return _HANGUL.search(text) is not None
+
+
 _LATIN = re.compile(r"[^\W\d_]+|\d+(?:\.\d+)?")
 _CONTENT_TAGS = ("NN", "NR", "SL", "SN", "SH", "VV", "VA", "XR")
 STOPWORDS = frozenset(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptsum.ingest.terms import STOPWORDS, TOKENIZER_VERSION, tokenize
+from adaptsum.ingest.terms import STOPWORDS, TOKENIZER_VERSION, has_hangul, tokenize
 from adaptsum.store.catalog import Catalog
 from adaptsum.store.memo import Memo
 
@@ -58,6 +57,10 @@ _MEMORY = 8
 """Documents whose glossaries stay loaded (a 200-page manual's is about 4 MB)."""
 
 
+_Vocabulary = tuple[list[str], np.ndarray, np.ndarray]
+"""A document's words, their unit vectors, and which of them are Hangul."""
+
+
 class Glossary:
     """Translations of question terms into the words one document actually uses."""
 
@@ -66,7 +69,7 @@ class Glossary:
         self.collection = collection
         self.catalog = catalog
         self._lock = threading.Lock()  # one build of a document's glossary at a time
-        self._loaded: Memo[tuple[list[str], np.ndarray]] = Memo(_MEMORY)
+        self._loaded: Memo[_Vocabulary] = Memo(_MEMORY)
         self._terms: Memo[np.ndarray] = Memo(4096)
 
     def translations(self, terms: Iterable[str], revision: str) -> dict[str, list[str]]:
@@ -74,27 +77,27 @@ class Glossary:
         terms = sorted(set(terms))
         if not terms:
             return {}
-        words, vectors = self._vocabulary(revision)
+        words, vectors, hangul = self._vocabulary(revision)
         if not words:
             return {t: [] for t in terms}
         similarity = vectors @ self._term_vectors(terms).T  # words x terms
-        hangul = np.array([_is_hangul(w) for w in words], dtype=bool)
         out: dict[str, list[str]] = {}
         for column, term in enumerate(terms):
             # Only words in the other script: the term itself, as written, is matched
             # by its stem, and its English neighbours would crowd out its translations.
-            scores = np.where(hangul != _is_hangul(term), similarity[:, column], -1.0)
+            scores = np.where(hangul != has_hangul(term), similarity[:, column], -1.0)
             nearest = np.argsort(-scores)[:TRANSLATIONS_PER_TERM]
             out[term] = [words[i] for i in nearest if scores[i] >= WORD_SIMILARITY]
         return out
 
     def _term_vectors(self, terms: list[str]) -> np.ndarray:
         """The terms' vectors, each encoded once: one call costs about 0.2 s however short."""
-        new = [t for t in terms if self._terms.get(t) is None]
+        vectors = {t: v for t in terms if (v := self._terms.get(t)) is not None}
+        new = [t for t in terms if t not in vectors]
         if new:
             for term, vector in zip(new, encode(new), strict=True):
-                self._terms.put(term, vector)
-        return np.stack([self._terms.get(t) for t in terms])
+                vectors[term] = self._terms.put(term, vector)
+        return np.stack([vectors[t] for t in terms])
 
     def prepare(
         self, revision: str, progress: Callable[[str, int, int], None] | None = None
@@ -119,7 +122,7 @@ class Glossary:
 
     def _vocabulary(
         self, revision: str, progress: Callable[[str, int, int], None] | None = None
-    ) -> tuple[list[str], np.ndarray]:
+    ) -> _Vocabulary:
         with self._lock:
             if (loaded := self._loaded.get(revision)) is not None:
                 return loaded
@@ -131,7 +134,7 @@ class Glossary:
 
     def _build(
         self, revision: str, path: Path, progress: Callable[[str, int, int], None] | None
-    ) -> tuple[list[str], np.ndarray]:
+    ) -> _Vocabulary:
         words = sorted(
             {
                 term
@@ -150,7 +153,7 @@ class Glossary:
             _save(path, words, vectors)
         except OSError as exc:  # a cache: the glossary still serves this process
             _log.warning("glossary of %s not saved (%s); it is rebuilt when needed", revision, exc)
-        return words, vectors
+        return _with_scripts(words, vectors)
 
 
 def _save(path: Path, words: list[str], vectors: np.ndarray) -> None:
@@ -164,13 +167,6 @@ def _save(path: Path, words: list[str], vectors: np.ndarray) -> None:
         staging.unlink(missing_ok=True)
 
 
-def _is_hangul(word: str) -> bool:
-    return bool(_HANGUL.search(word))
-
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-
 def _is_word(term: str) -> bool:
     """A term worth a dictionary entry: not a number, a particle-like stem or a fragment."""
     if term in STOPWORDS or not term.isalpha():
@@ -178,14 +174,18 @@ def _is_word(term: str) -> bool:
     return len(term) >= (3 if term.isascii() else 2)
 
 
-def _load(path: Path) -> tuple[list[str], np.ndarray] | None:
+def _with_scripts(words: list[str], vectors: np.ndarray) -> _Vocabulary:
+    return words, vectors, np.array([has_hangul(w) for w in words], dtype=bool)
+
+
+def _load(path: Path) -> _Vocabulary | None:
     try:
         with np.load(path, allow_pickle=False) as saved:
             words = [str(w) for w in saved["words"]]
             vectors = saved["vectors"].astype(np.float32)
         if vectors.shape[0] != len(words):
             return None
-        return words, vectors
+        return _with_scripts(words, vectors)
     except Exception:  # missing, half-written or damaged: rebuild
         return None
 
@@ -197,7 +197,8 @@ _encoder = None
 def encode(texts: list[str]) -> np.ndarray:
     """Unit vectors of `texts` from the multilingual Universal Sentence Encoder.
 
-    One model per process, loaded on first use (0.15 s); calls are serialised, as the
+    One model per process, loaded on first use (its weights take about 1 s to read);
+    calls are serialised, as the
     parallel graders would otherwise share its buffers.
     """
     global _encoder
