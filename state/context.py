@@ -450,9 +450,18 @@ class Context:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
 def _coerce(name: str, raw: str, default: Any) -> Any:
     if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ConfigError(
+                f"ADAPTSUM_{name.upper()} must be true or false (1/0, yes/no, on/off), got {raw!r}"
+            )
+        return word in _TRUE
     if isinstance(default, int):
         try:
             return int(raw)

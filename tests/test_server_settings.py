@@ -44,6 +44,28 @@ def test_context_values_are_checked_by_name(context: dict, message: str) -> None
         Context(**context)
 
 
+@pytest.mark.parametrize(
+    ("variable", "raw", "message"),
+    [
+        ("ADAPTSUM_K", "abc", "ADAPTSUM_K must be an integer, got 'abc'"),
+        ("ADAPTSUM_GLOSSARY", "maybe", "ADAPTSUM_GLOSSARY must be true or false"),
+        ("ADAPTSUM_SENTENCE_RERANK", "ture", "ADAPTSUM_SENTENCE_RERANK must be true or false"),
+    ],
+)
+def test_environment_values_are_checked_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, raw: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, raw)
+    with pytest.raises(ConfigError, match=message):
+        Context()
+
+
+def test_environment_booleans_read_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    for raw, value in (("off", False), ("0", False), ("No", False), ("on", True), ("1", True)):
+        monkeypatch.setenv("ADAPTSUM_GLOSSARY", raw)
+        assert Context().glossary is value
+
+
 def test_the_key_goes_only_to_the_operators_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-operator")
     monkeypatch.delenv("ADAPTSUM_CHAT_API_KEY", raising=False)
