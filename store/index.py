@@ -645,6 +645,17 @@ class DocumentIndex:
         words += [w for term in sorted(translations) for w in translations[term]]
         return list(dict.fromkeys(words))
 
+    def gloss(self, query: str, revision: str) -> str | None:
+        """A Korean query in the words a document in another language uses for its terms.
+
+        Its script-neutral terms and each Korean word's translations in the document
+        (see `translated_terms`); None when the query has no Korean word to translate
+        or the glossary is off.
+        """
+        if not self.ctx.glossary or not korean_words(query):
+            return None
+        return " ".join(self.translated_terms(query, revision)) or None
+
     def _fuse(
         self,
         query: str,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from adaptsum import Context, build_graph
 from adaptsum.ingest.terms import coverage, korean_words
 from adaptsum.store.glossary import GLOSSARY_VERSION, Glossary
@@ -111,18 +113,65 @@ def test_a_replaced_documents_glossary_is_deleted(tmp_path: Path) -> None:
     assert not old.exists() and not list(index.glossary.dir.glob("*.npz"))
 
 
-def test_korean_question_on_a_real_english_paper_finds_its_page(tmp_path: Path) -> None:
-    """A calibration question that only the glossary ranks right: its passage says
-    "initialize ... with pretrained weights from Mistral 7B", in no word the question shares."""
-    from langgraph.checkpoint.memory import InMemorySaver
+def test_gloss_is_a_korean_question_in_the_documents_words(
+    samples_index: DocumentIndex,
+) -> None:
+    webb = _webb(samples_index)
+    gloss = samples_index.gloss("웹 망원경은 언제 발사되었나요?", webb)
+    assert gloss is not None
+    words = set(gloss.split())
+    assert "telescope" in words and {"launch", "launched"} & words
+    assert all(w.isascii() for w in words)
+    assert samples_index.gloss("When did Webb launch?", webb) is None  # nothing to translate
+    off = DocumentIndex(Context(data_dir=samples_index.ctx.data_dir, glossary=False))
+    assert off.gloss("웹 망원경은 언제 발사되었나요?", webb) is None
 
+
+@pytest.fixture(scope="module")
+def solar(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The real SOLAR paper and a data directory it is indexed in (once for the module)."""
     from realdocs import real_pdf
 
     pdf = real_pdf("solar-10.7b-paper-en.pdf")
-    ctx = Context(data_dir=str(tmp_path / "data"))
+    data = tmp_path_factory.mktemp("solar")
+    DocumentIndex(Context(data_dir=str(data))).index_file(pdf)
+    return pdf, data
+
+
+def _first_retrieved(solar: tuple[Path, Path], question: str, **settings: object) -> dict:
+    """The passage the graph ranks first for `question` on the SOLAR paper."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    pdf, data = solar
     graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": "solar"}}
-    question = "SOLAR의 기반 모델은 어떤 모델의 사전학습 가중치로 초기화했나요?"
+    config = {"configurable": {"thread_id": "first"}}
+    ctx = Context(data_dir=str(data), **settings)
     graph.invoke({"request": question, "documents": [str(pdf)]}, config, context=ctx)
-    first = graph.get_state(config).values["retrieved"][0]
+    return graph.get_state(config).values["retrieved"][0]
+
+
+def test_korean_question_on_a_real_english_paper_finds_its_page(
+    solar: tuple[Path, Path],
+) -> None:
+    """A calibration question that only the glossary ranks right: its passage says
+    "initialize ... with pretrained weights from Mistral 7B", in no word the question shares."""
+    question = "SOLAR의 기반 모델은 어떤 모델의 사전학습 가중치로 초기화했나요?"
+    first = _first_retrieved(solar, question)
     assert first["page_start"] <= 2 <= first["page_end"]
+
+
+def test_the_gloss_ranks_the_passage_that_answers(solar: tuple[Path, Path]) -> None:
+    """A calibration question whose page 6 ("we chose 'Merge v1' as our SOLAR
+    10.7B-Instruct model") ranks first only with the gloss averaged in."""
+    question = "여러 병합 모델 가운데 최종 SOLAR 10.7B-Instruct로 선택된 것은 무엇인가요?"
+    first = _first_retrieved(solar, question)
+    assert first["page_start"] <= 6 <= first["page_end"]
+
+
+def test_the_page_that_introduces_a_fact_is_cited_before_its_restatement(
+    solar: tuple[Path, Path],
+) -> None:
+    """SOLAR's size is stated on page 1 and again in page 11's tables, about as close to
+    the question; the rerank's first-mention bonus ranks page 1 first (page 11 without it)."""
+    first = _first_retrieved(solar, "How many parameters does SOLAR 10.7B have?")
+    assert first["page_start"] == 1
