@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pymupdf
+import pytest
 
 CONCURRENCY = 2
 _WORDS = (
@@ -92,3 +93,54 @@ def test_kill_9_mid_map_repeats_only_tasks_in_flight(tmp_path: Path) -> None:
     chunks = int(re.search(r'"chunks": (\d+)', resumed.stdout).group(1))
     assert done_before | set(done_after) == set(range(1, chunks + 1))
     assert len(done_after) <= chunks - len(done_before) + CONCURRENCY
+
+
+class _Cut(Exception):
+    """Stands for a kill -9 between a step's saved writes and the checkpoint after it."""
+
+
+def test_a_thread_cut_between_a_steps_writes_and_its_checkpoint_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The instant a kill -9 rarely hits, made certain: every task of a step has its
+    writes saved and the checkpoint after the step never is. LangGraph then leaves the
+    finished task out of `next`; `ask --thread` must continue the turn from its writes,
+    not start it afresh."""
+    from adaptsum import Context, build_graph
+    from adaptsum.checkpoint import sqlite_saver
+    from adaptsum.cli import main
+
+    from helpers import EN_SAMPLE
+
+    data = tmp_path / "data"
+    ctx = Context(data_dir=str(data))
+    saver = sqlite_saver(ctx)
+    put = saver.put
+    saved: list[int] = []
+
+    def put_until_step_2(config, checkpoint, metadata, new_versions):  # noqa: ANN001, ANN202
+        if metadata.get("step") == 2:
+            raise _Cut
+        saved.append(metadata["step"])
+        return put(config, checkpoint, metadata, new_versions)
+
+    saver.put = put_until_step_2
+    graph = build_graph(checkpointer=saver)
+    config = {"configurable": {"thread_id": "cut"}}
+    request = {"request": "When did Webb launch?", "documents": [str(EN_SAMPLE)]}
+    with pytest.raises(_Cut):
+        graph.invoke(request, config, context=ctx, durability="sync")
+    snapshot = graph.get_state(config)
+    assert snapshot.next == ()  # the race: nothing looks left to run ...
+    (finished,) = snapshot.tasks  # ... but the step's task finished, its writes saved
+    assert finished.result is not None and saved == [-1, 0, 1]
+
+    code = main(
+        ["ask", str(EN_SAMPLE), "When did Webb launch?", "--thread", "cut", "--data-dir", str(data)]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"resuming thread cut at {finished.name}" in err
+    assert "25 December 2021" in out
+    messages = build_graph(checkpointer=sqlite_saver(ctx)).get_state(config).values["messages"]
+    assert [m.type for m in messages] == ["human", "ai"]  # one turn, not two
