@@ -17,7 +17,8 @@ from langchain_core.messages import AnyMessage, HumanMessage
 
 from adaptsum.engines.base import Answer, Classification, Resources
 from adaptsum.engines.language import QUOTED_INTRO, phrase
-from adaptsum.engines.sentences import Sentence, key_terms, split_sentences, term_coverage
+from adaptsum.engines.sentences import Sentence, key_terms, split_sentences
+from adaptsum.ingest.terms import coverage
 from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, citation
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 
@@ -217,9 +218,10 @@ class ExtractiveEngine:
     ) -> list[tuple[Sentence, float]]:
         """The chunk's sentences with their cosine similarity, best first.
 
-        Ordered by similarity plus a small bonus for holding the question's key terms:
-        it breaks near-ties in favour of sentences that name what was asked about,
-        where e5 alone may prefer a short title line sharing one entity with the question.
+        Ordered by similarity plus a small bonus for holding the question's key terms in
+        any inflected form (the `coverage` the passage rerank uses): it breaks near-ties in
+        favour of sentences that name what was asked about, where e5 alone may prefer a
+        short title line sharing one entity with the question.
         """
         sentences = split_sentences(text)
         if not sentences:
@@ -228,7 +230,7 @@ class ExtractiveEngine:
         sims = self.chunk_sentence_vectors(chunk_id, sentences) @ question_vector
         terms = key_terms(question)
         ranking = [
-            sims[i] + LEXICAL_WEIGHT * term_coverage(terms, s.text) for i, s in enumerate(sentences)
+            sims[i] + LEXICAL_WEIGHT * coverage(terms, s.text) for i, s in enumerate(sentences)
         ]
         return [(sentences[i], float(sims[i])) for i in np.argsort(-np.asarray(ranking))]
 

@@ -1,4 +1,4 @@
-"""Sentence helpers for the engines: particles, term coverage, what a summary may quote."""
+"""Sentence helpers for the engines: particles, what a summary may quote."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from adaptsum.ingest.sentences import Sentence, split_sentences
 from adaptsum.ingest.terms import has_hangul, key_terms
 
-__all__ = ["Sentence", "key_terms", "split_sentences", "strip_particle", "term_coverage"]
+__all__ = ["Sentence", "key_terms", "split_sentences", "strip_particle"]
 
 _PARTICLES = re.compile(
     r"(이란|란|에서는|에서|으로는|으로|로는|에게|까지|부터|보다|처럼|이나|이며|"
@@ -18,14 +18,6 @@ _PARTICLES = re.compile(
 def strip_particle(word: str) -> str:
     """A Korean word without its trailing particle ('모델은' -> '모델'); others unchanged."""
     return _PARTICLES.sub("", word) if re.search(r"[가-힣]", word) else word
-
-
-def term_coverage(terms: set[str], text: str) -> float:
-    """Share of `terms` that occur in `text` (0 when there are no terms)."""
-    if not terms:
-        return 0.0
-    lowered = text.lower()
-    return sum(term in lowered for term in terms) / len(terms)
 
 
 _LETTERS = re.compile(r"[^\W\d_]")
