@@ -247,7 +247,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retrieval",
         choices=["dense", "hybrid", "both"],
-        help="default: the context's (dense); 'both' runs and prints each",
+        help="default: the context's (hybrid); 'both' runs and prints each",
+    )
+    p.add_argument(
+        "--scope",
+        choices=["document", "set"],
+        default="document",
+        help="ask each question of its own PDF (default) or of all the set's PDFs at once",
     )
     p.add_argument("--json", action="store_true", help="print the full results as JSON")
     p.add_argument("--out", help="also write the full results as JSON to this file")
@@ -764,6 +770,7 @@ def _cmd_eval(args: argparse.Namespace, ctx: Context) -> int:
             [Path(d) for d in args.pdf_dir],
             run_ctx,
             progress=(lambda done, total, bar=bar: bar.update(1)) if bar else None,
+            scope=args.scope,
         )
         if bar:
             bar.close()

@@ -86,8 +86,15 @@ def run(
     pdf_dirs: Sequence[Path],
     ctx: Context,
     progress: Callable[[int, int], None] | None = None,
+    scope: str = "document",
 ) -> dict[str, Any]:
-    """Index the PDFs (cached), ask every question, and score the answers."""
+    """Index the PDFs (cached), ask every question, and score the answers.
+
+    `scope="document"` asks each question of its own PDF. `scope="set"` asks it of every
+    PDF in the set at once, as a user who hands over several documents does: a passage
+    or a citation counts only from the question's own document, so a Korean question
+    drawn to a Korean document's passage instead of an English one's counts as a miss.
+    """
     from langgraph.checkpoint.memory import InMemorySaver
 
     from adaptsum.engines.factory import index_for
@@ -95,25 +102,32 @@ def run(
 
     index = index_for(ctx)
     paths = {q.pdf: resolve_pdf(q.pdf, pdf_dirs) for q in questions}
-    languages = {}
+    languages: dict[str, str] = {}
+    doc_ids: dict[str, str] = {}
     for name, path in paths.items():
         report = index.index_file(path)
+        doc_ids[name] = report.doc_id
         languages[name] = index.resolve([report.doc_id])[0].language
+    everything = [str(p) for p in sorted(set(paths.values()))]
     graph = build_graph(InMemorySaver())
     rows: list[dict[str, Any]] = []
     refusals = set(REFUSAL.values())
     for number, q in enumerate(questions, start=1):
         config = {"configurable": {"thread_id": f"eval-{number}"}}
         started = time.perf_counter()
-        out = graph.invoke(
-            {"request": q.question, "documents": [str(paths[q.pdf])]}, config, context=ctx
-        )
+        documents = everything if scope == "set" else [str(paths[q.pdf])]
+        out = graph.invoke({"request": q.question, "documents": documents}, config, context=ctx)
         seconds = time.perf_counter() - started
         state = graph.get_state(config).values
-        spans = [(r["page_start"], r["page_end"]) for r in state.get("retrieved", [])]
-        hits = [any(a <= p <= b for p in q.pages) for a, b in spans]
+        own = doc_ids[q.pdf]
+        hits = [
+            r["doc_id"] == own and any(r["page_start"] <= p <= r["page_end"] for p in q.pages)
+            for r in state.get("retrieved", [])
+        ]
         refused = out["route"] == "refuse" or out["answer"].strip() in refusals
-        cited = [c["page"] for c in out.get("citations", [])]
+        citations = out.get("citations", [])
+        cited = [c["page"] for c in citations]
+        right = [c["doc_id"] == own and c["page"] in q.pages for c in citations]
         rows.append(
             {
                 "question": q.question,
@@ -129,11 +143,8 @@ def run(
                 "hit_at_5": any(hits[:5]),
                 "reciprocal_rank": next((1 / (i + 1) for i, h in enumerate(hits) if h), 0.0),
                 "cited_pages": cited,
-                "citation_precision": (
-                    sum(p in q.pages for p in cited) / len(cited)
-                    if cited and q.answerable
-                    else None
-                ),
+                "cited_documents": sorted({c["doc_id"] for c in citations} - {own}),
+                "citation_precision": (sum(right) / len(right) if right and q.answerable else None),
                 "evidence_overlap": (
                     len(_words(q.evidence) & _words(out["answer"])) / len(_words(q.evidence))
                     if q.answerable and q.evidence
@@ -146,7 +157,8 @@ def run(
         )
         if progress is not None:
             progress(number, len(questions))
-    return {"settings": _settings(ctx), "summary": summarize(rows), "questions": rows}
+    settings = {**_settings(ctx), "scope": scope}
+    return {"settings": settings, "summary": summarize(rows), "questions": rows}
 
 
 def _settings(ctx: Context) -> dict[str, Any]:

@@ -128,3 +128,34 @@ def test_bad_question_file_is_one_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(AdaptsumError, match="nope.pdf: not found"):
         run(load_questions(missing), [EXAMPLES], Context(data_dir=str(tmp_path / "d")))
+
+
+def test_set_scope_counts_only_the_questions_own_document(tmp_path: Path) -> None:
+    """Asked of several PDFs at once, a passage from another PDF is a miss, not a hit.
+
+    The second line names the Hangul sample for a question only the Webb sample answers:
+    asked of its own PDF alone, every retrieved passage is on the Hangul sample's page 1
+    or 2, so the page check alone would call it a hit; asked of both, the Webb page wins
+    and must count as a miss.
+    """
+    webb = {
+        "lang": "en",
+        "question": "When did Webb launch?",
+        "answer": "25 December 2021",
+        "pages": [1],
+        "evidence": "25 December 2021",
+    }
+    subset = tmp_path / "two.jsonl"
+    subset.write_text(
+        json.dumps({"pdf": "webb-telescope-en.pdf", **webb})
+        + "\n"
+        + json.dumps({"pdf": "hangul-ko.pdf", **webb, "pages": [1, 2]})
+        + "\n"
+    )
+    questions = load_questions(subset)
+    ctx = Context(data_dir=str(tmp_path / "data"))
+    alone = run(questions, [EXAMPLES], ctx)["questions"]
+    together = run(questions, [EXAMPLES], ctx, scope="set")["questions"]
+    assert alone[1]["hit_at_5"]  # its own PDF only: any page of it is "the page"
+    assert together[0]["hit_at_1"] and together[0]["cited_documents"] == []
+    assert not together[1]["hit_at_1"] and together[1]["reciprocal_rank"] < 1.0
