@@ -16,7 +16,7 @@ import numpy as np
 from langchain_core.messages import AnyMessage, HumanMessage
 
 from adaptsum.engines.base import Answer, Classification, Resources
-from adaptsum.engines.language import QUOTED_INTRO, phrase
+from adaptsum.engines.language import QUOTED_INTRO, REFUSAL, phrase
 from adaptsum.engines.sentences import Sentence, key_terms, split_sentences
 from adaptsum.ingest.terms import coverage
 from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, citation
@@ -39,9 +39,15 @@ _WHOLE_DOCUMENT = re.compile(
 )
 _FOLLOW_UP = re.compile(
     r"^(그|그것|그거|그게|그건|그걸|그럼|그러면|이것|이건|이거|저것|거기|그곳|그때)(?=\s|은|는|이|가|을|를|의|도|$)|"
-    r"\b(it|its|they|them|their|that|this|those|these|he|she|his|her|there|then)\b",
+    r"\b(it|its|they|them|their|he|she|him|his|her)\b|"
+    r"^(and|so|but|what about|how about)?\s*(that|this|those|these|there|then)\b|"
+    r"\b(that|this|those|these)\s*[?.!]*$",
     re.IGNORECASE,
 )
+"""A question that leans on the previous one: a personal pronoun anywhere ("When was it
+launched?"), or a demonstrative standing alone, at the start ("Then what?", "That one
+too?") or at the end ("What about this?"). A demonstrative before a noun ("this paper")
+or a relative "that" ("the rocket that launched it") is the question's own."""
 
 
 class ExtractiveEngine:
@@ -86,8 +92,10 @@ class ExtractiveEngine:
     ) -> tuple[Grade, Usage]:
         """Relevant when the chunk's best sentence is similar enough to the question."""
         ranked = self.rank_sentences(question, chunk.chunk_id, chunk.text)
-        best, similarity = ranked[0] if ranked else (Sentence(chunk.text, 0, 0), hit["score"])
         threshold = self.threshold(language, document)
+        if not ranked:  # headings, labels or table cells only: nothing this engine can quote
+            return self._unquotable(hit, chunk), {}
+        best, similarity = ranked[0]
         relevant = similarity >= threshold
         reason = (
             f"best sentence similarity {similarity:.3f} "
@@ -119,6 +127,22 @@ class ExtractiveEngine:
                 reason=reason,
             ),
             {},
+        )
+
+    @staticmethod
+    def _unquotable(hit: Retrieved, chunk: ChunkRecord) -> Grade:
+        """The grade of a passage without a sentence to quote: not relevant, and why."""
+        return Grade(
+            chunk_id=chunk.chunk_id,
+            doc_id=chunk.doc_id,
+            page_start=chunk.page_start,
+            page_end=chunk.page_end,
+            score=hit["score"],
+            relevance=0,
+            relevant=False,
+            evidence="",
+            evidence_page=chunk.page_start,
+            reason="no sentence to quote (only headings, labels or short lines)",
         )
 
     def answer(
@@ -171,6 +195,14 @@ class ExtractiveEngine:
                 picked.append(candidate)
             if len(picked) == self.ctx.evidence_sentences:
                 break
+        if not picked:  # relevant passages whose sentences all fell below the margin
+            return Answer(
+                phrase(REFUSAL, language),
+                [],
+                {},
+                refused=True,
+                notes=["no sentence of the relevant passages is close enough to quote"],
+            )
         several_documents = len({c[2]["doc_id"] for c in picked}) > 1
         lines = [phrase(QUOTED_INTRO, language), ""]
         citations: list[Citation] = []

@@ -35,9 +35,8 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
     chunks = index.catalog.chunks(index.collection, [g["chunk_id"] for g in evidence])
     documents = {d.doc_id: d for d in index.resolve(sorted({g["doc_id"] for g in evidence}))}
     language = reply_language(state, ctx)
-    result = engine_for(ctx, chat_model, run_deadline(runtime)).answer(
-        state.request, language, evidence, chunks, documents
-    )
+    engine = engine_for(ctx, chat_model, run_deadline(runtime))
+    result = engine.answer(state.request, language, evidence, chunks, documents)
     from adaptsum.providers.chat import dedupe_lines, emit_text
 
     message = AIMessage(result.text)
@@ -58,9 +57,14 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
     notes = "; ".join(result.notes)
     if result.refused:
         update["route"] = "refuse"
-        update["route_reason"] = f"{state.route_reason}; the model found the evidence insufficient"
-        if notes:
-            update["route_reason"] += f" ({notes})"
+        if engine.name == "extractive":  # no model: its note says what was missing
+            update["route_reason"] = f"{state.route_reason}; {notes}"
+        else:
+            update["route_reason"] = (
+                f"{state.route_reason}; the model found the evidence insufficient"
+            )
+            if notes:
+                update["route_reason"] += f" ({notes})"
     elif notes:
         update["route_reason"] = f"{state.route_reason}; {notes}"
     return update

@@ -10,11 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
 
 from adaptsum import Context, async_sqlite_saver, build_graph, sqlite_saver
 from adaptsum.engines.base import Resources
 from adaptsum.engines.extractive import ExtractiveEngine
 from adaptsum.engines.language import REFUSAL
+from adaptsum.state.graph_state import Retrieved
+from adaptsum.store.catalog import ChunkRecord
 from adaptsum.store.index import DocumentIndex
 
 from helpers import EN_SAMPLE, KO_SAMPLE
@@ -130,6 +134,86 @@ def test_summarization_as_a_subject_is_a_question(
     whole-document summary for 40 minutes on the llm engine)."""
     engine = ExtractiveEngine(Resources(ctx=samples_index.ctx, index=samples_index))
     assert engine.classify(request_text, "en").kind == kind
+
+
+@pytest.mark.parametrize(
+    ("question", "leans_on_the_last"),
+    [
+        ("When was it launched?", True),
+        ("What about this?", True),
+        ("Then what happened?", True),
+        ("그 사람은 몇 번째 임금이었나요?", True),
+        ("What is the rocket that launched the telescope?", False),
+        ("What does this paper propose?", False),
+        ("Is there a sunshield?", False),
+    ],
+)
+def test_only_a_question_that_leans_on_the_last_is_joined_to_it(
+    samples_index: DocumentIndex, question: str, leans_on_the_last: bool
+) -> None:
+    """A relative "that" or "this paper" once glued the previous question (in another
+    language, on other documents) to a self-contained one, whose words then counted
+    as missing from the passage that answers it."""
+    engine = ExtractiveEngine(Resources(ctx=samples_index.ctx, index=samples_index))
+    history = [HumanMessage("한글은 누가 만들었나요?"), AIMessage("..."), HumanMessage(question)]
+    rewritten, _ = engine.contextualize(question, history)
+    assert (rewritten != question) is leans_on_the_last
+
+
+def test_a_new_question_on_a_thread_is_answered_on_its_own(tmp_path: Path) -> None:
+    graph = build_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "two-documents"}}
+    ctx = Context(data_dir=str(tmp_path))
+    first = graph.invoke(
+        {"request": "한글은 누가 만들었나요?", "documents": [str(KO_SAMPLE)]}, config, context=ctx
+    )
+    assert first["route"] == "answer"
+    second = graph.invoke(
+        {
+            "request": "What is the rocket that launched the telescope?",
+            "documents": [str(EN_SAMPLE)],
+        },
+        config,
+        context=ctx,
+    )
+    assert second["route"] == "answer", second["route_reason"]
+    assert any("Ariane 5" in c["evidence"] for c in second["citations"])
+
+
+def test_a_passage_without_a_sentence_to_quote_is_not_an_answer(
+    samples_index: DocumentIndex,
+) -> None:
+    """A chunk of labels only ("Launch vehicle: Ariane 5") has no sentence the engine can
+    quote: graded relevant on its chunk score, it once gave an answer of the intro line
+    alone, with no citation."""
+    engine = ExtractiveEngine(Resources(ctx=samples_index.ctx, index=samples_index))
+    document = samples_index.documents()[0]
+    labels = "Zephyr probe\nLaunch vehicle: Ariane 5\nMass: 1,200 kg"
+    chunk = ChunkRecord(
+        chunk_id=f"{document.doc_id}:labels",
+        doc_id=document.doc_id,
+        index=0,
+        page_start=1,
+        page_end=1,
+        char_start=0,
+        char_end=len(labels),
+        tokens=20,
+        text=labels,
+    )
+    hit = Retrieved(
+        chunk_id=chunk.chunk_id, doc_id=document.doc_id, page_start=1, page_end=1, score=0.95
+    )
+    grade, _ = engine.grade("What launched the Zephyr probe?", "en", hit, chunk, document)
+    assert not grade["relevant"] and "no sentence to quote" in grade["reason"]
+    answer = engine.answer(
+        "What launched the Zephyr probe?",
+        "en",
+        [{**grade, "relevant": True}],
+        {chunk.chunk_id: chunk},
+        {document.doc_id: document},
+    )
+    assert answer.refused and answer.citations == []
+    assert answer.text == REFUSAL["en"]
 
 
 def test_answer_language_can_be_fixed(graph, samples_index: DocumentIndex) -> None:
