@@ -100,6 +100,8 @@ def run(
     from adaptsum.engines.factory import index_for
     from adaptsum.graph.main_graph import build_graph
 
+    if scope not in ("document", "set"):
+        raise AdaptsumError(f"scope must be 'document' or 'set', got {scope!r}")
     index = index_for(ctx)
     paths = {q.pdf: resolve_pdf(q.pdf, pdf_dirs) for q in questions}
     languages: dict[str, str] = {}

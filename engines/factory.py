@@ -64,6 +64,7 @@ def index_for(ctx: Context) -> DocumentIndex:
         ctx.chunk_overlap,
         ctx.k,
         ctx.retrieval,
+        ctx.glossary,
         str(catalog_target(ctx)),
         ctx.chroma_url,
     )

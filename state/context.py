@@ -421,8 +421,9 @@ class Context:
                 f"chunk_overlap must be >= 0 and < chunk_size ({self.chunk_size}), "
                 f"got {self.chunk_overlap}"
             )
-        if self.k < 1:
-            raise ConfigError(f"k must be at least 1, got {self.k}")
+        for name in ("k", "rerank_depth", "evidence_sentences"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.request_timeout <= 0 or self.run_deadline < 0:
             raise ConfigError("request_timeout must be > 0 and run_deadline >= 0")
         for name in ("summary_sentences", "map_paragraphs"):

@@ -128,6 +128,8 @@ def test_bad_question_file_is_one_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(AdaptsumError, match="nope.pdf: not found"):
         run(load_questions(missing), [EXAMPLES], Context(data_dir=str(tmp_path / "d")))
+    with pytest.raises(AdaptsumError, match="scope must be 'document' or 'set', got 'Set'"):
+        run(load_questions(missing), [EXAMPLES], Context(data_dir=str(tmp_path / "d")), scope="Set")
 
 
 def test_set_scope_counts_only_the_questions_own_document(tmp_path: Path) -> None:

@@ -70,6 +70,9 @@ def test_shared_index_follows_the_runs_retrieval_setting(tmp_path: Path) -> None
     hybrid = index_for(Context(data_dir=str(tmp_path), retrieval="hybrid"))
     assert dense.ctx.retrieval == "dense" and hybrid.ctx.retrieval == "hybrid"
     assert index_for(Context(data_dir=str(tmp_path), retrieval="hybrid")) is hybrid
+    # and its glossary setting: a run without it once got the index of a run with it
+    off = index_for(Context(data_dir=str(tmp_path), retrieval="hybrid", glossary=False))
+    assert off is not hybrid and not off.ctx.glossary and hybrid.ctx.glossary
 
 
 def test_term_support_weighs_terms_by_their_rarity_in_the_document(

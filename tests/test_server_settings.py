@@ -37,6 +37,8 @@ def test_a_run_cannot_set_operator_settings_on_a_server(monkeypatch: pytest.Monk
         ({"sentence_rerank": "yes"}, "sentence_rerank must be true or false"),
         ({"engine": "gpt"}, "engine must be one of 'extractive', 'llm'"),
         ({"answer_language": "klingon"}, "answer_language must be"),
+        ({"rerank_depth": 0}, "rerank_depth must be at least 1, got 0"),
+        ({"evidence_sentences": 0}, "evidence_sentences must be at least 1, got 0"),
     ],
 )
 def test_context_values_are_checked_by_name(context: dict, message: str) -> None:
