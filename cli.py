@@ -44,6 +44,11 @@ def run() -> None:
     from adaptsum import worker
 
     argv = sys.argv[1:]
+    try:
+        worker.enabled()
+    except ConfigError as exc:
+        _error(str(exc))
+        raise SystemExit(EXIT_FAILED) from None
     code = worker.handoff(argv)  # a running `ask` worker answers in milliseconds
     if code is None:
         code = main(argv)
@@ -755,6 +760,10 @@ def _cmd_eval(args: argparse.Namespace, ctx: Context) -> int:
     from adaptsum.evaluate import format_table, load_questions, run
 
     questions = load_questions(Path(args.questions))
+    if args.out:  # checked before the run, so a long run's results are not lost at the end
+        out = Path(args.out)
+        if out.is_dir() or not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+            raise AdaptsumError(f"{out}: cannot write the results there (--out)")
     modes = ["dense", "hybrid"] if args.retrieval == "both" else [ctx.retrieval]
     results = []
     for mode in modes:

@@ -44,10 +44,17 @@ def load_questions(path: Path) -> list[Question]:
     """Read and check a question set.
 
     Raises:
-        AdaptsumError: a line is not valid JSON or lacks a field.
+        AdaptsumError: the file cannot be read or holds no question, or a line is not
+            valid JSON or lacks a field.
     """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AdaptsumError(f"{path}: not a question set (not UTF-8 text)") from None
+    except OSError as exc:
+        raise AdaptsumError(f"{path}: cannot read the question set ({exc.strerror})") from None
     out: list[Question] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -64,6 +71,8 @@ def load_questions(path: Path) -> list[Question]:
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise AdaptsumError(f"{path}:{number}: not a question line ({exc})") from None
+    if not out:
+        raise AdaptsumError(f"{path}: no questions in it")
     return out
 
 

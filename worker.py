@@ -85,8 +85,18 @@ _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux
 
 
 def enabled(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    """Whether the worker may be used (on by default; ADAPTSUM_WORKER=0 turns it off)."""
+    """Whether the worker may be used (on by default; ADAPTSUM_WORKER=0 turns it off).
+
+    Raises:
+        ConfigError: the variable is set to something that is not a yes or a no.
+    """
+    from adaptsum.errors import ConfigError
+
     value = env.get(SETTING, "1").strip().lower()
+    if value not in {"1", "on", "yes", "true", "0", "off", "no", "false"}:
+        raise ConfigError(
+            f"{SETTING} must be true or false (1/0, yes/no, on/off), got {env[SETTING]!r}"
+        )
     return sys.platform.startswith("linux") and value not in {"0", "off", "no", "false"}
 
 

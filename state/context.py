@@ -421,6 +421,11 @@ class Context:
                 f"chunk_overlap must be >= 0 and < chunk_size ({self.chunk_size}), "
                 f"got {self.chunk_overlap}"
             )
+        for name in ("similarity_threshold", "cross_lingual_threshold", "min_term_support"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.max_tokens < 0:
+            raise ConfigError(f"max_tokens must be 0 (no budget) or more, got {self.max_tokens}")
         for name in ("k", "rerank_depth", "evidence_sentences"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -128,6 +128,14 @@ def test_bad_question_file_is_one_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(AdaptsumError, match="nope.pdf: not found"):
         run(load_questions(missing), [EXAMPLES], Context(data_dir=str(tmp_path / "d")))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(AdaptsumError, match="empty.jsonl: no questions in it"):
+        load_questions(empty)
+    with pytest.raises(AdaptsumError, match="not a question set \\(not UTF-8 text\\)"):
+        load_questions(EXAMPLES / "webb-telescope-en.pdf")
+    with pytest.raises(AdaptsumError, match="nothing.jsonl: cannot read the question set"):
+        load_questions(tmp_path / "nothing.jsonl")
     with pytest.raises(AdaptsumError, match="scope must be 'document' or 'set', got 'Set'"):
         run(load_questions(missing), [EXAMPLES], Context(data_dir=str(tmp_path / "d")), scope="Set")
 
@@ -161,3 +169,27 @@ def test_set_scope_counts_only_the_questions_own_document(tmp_path: Path) -> Non
     assert alone[1]["hit_at_5"]  # its own PDF only: any page of it is "the page"
     assert together[0]["hit_at_1"] and together[0]["cited_documents"] == []
     assert not together[1]["hit_at_1"] and together[1]["reciprocal_rank"] < 1.0
+
+
+def test_eval_checks_where_its_results_go_before_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run of every question once ended in a traceback at the end, its results lost."""
+    from adaptsum.cli import main
+
+    data = tmp_path / "data"
+    code = main(
+        [
+            "eval",
+            str(DEV_SET),
+            "--pdf-dir",
+            str(EXAMPLES),
+            "--out",
+            str(tmp_path / "no" / "such" / "out.json"),
+            "--data-dir",
+            str(data),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "cannot write the results there" in err
+    assert not (data / "chroma").exists()  # nothing was indexed

@@ -38,6 +38,9 @@ def test_a_run_cannot_set_operator_settings_on_a_server(monkeypatch: pytest.Monk
         ({"engine": "gpt"}, "engine must be one of 'extractive', 'llm'"),
         ({"answer_language": "klingon"}, "answer_language must be"),
         ({"rerank_depth": 0}, "rerank_depth must be at least 1, got 0"),
+        ({"similarity_threshold": 5}, "similarity_threshold must be between 0 and 1, got 5"),
+        ({"min_term_support": -1}, "min_term_support must be between 0 and 1, got -1"),
+        ({"max_tokens": -5}, "max_tokens must be 0 \\(no budget\\) or more, got -5"),
         ({"evidence_sentences": 0}, "evidence_sentences must be at least 1, got 0"),
     ],
 )
@@ -60,6 +63,21 @@ def test_environment_values_are_checked_by_name(
     monkeypatch.setenv(variable, raw)
     with pytest.raises(ConfigError, match=message):
         Context()
+
+
+def test_a_worker_setting_that_does_not_parse_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was read as "on" (anything but 0/off/no/false) and started a worker."""
+    from adaptsum import cli
+
+    monkeypatch.setenv("ADAPTSUM_WORKER", "maybe")
+    monkeypatch.setattr("sys.argv", ["adaptsum", "docs"])
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and err.count("\n") == 1
+    assert "ADAPTSUM_WORKER must be true or false (1/0, yes/no, on/off), got 'maybe'" in err
 
 
 def test_environment_booleans_read_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
