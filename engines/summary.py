@@ -481,13 +481,18 @@ def _mmr(
         centroid = centroid / (np.linalg.norm(centroid) or 1.0)
         relevance = _unit_scale(_lexrank(vectors)) + _unit_scale(vectors @ centroid)
         relevance = relevance / 2
+    # A sentence said twice in the document (two table captions alike) is quoted once.
+    texts = [" ".join(u["text"].split()) for u in units]
+    first = {text: i for i, text in reversed(list(enumerate(texts)))}
+    candidates = sorted(first.values())
     picked: list[int] = []
-    while len(picked) < min(keep, len(units)):
+    while len(picked) < min(keep, len(candidates)):
         if picked:
             redundancy = (vectors @ vectors[picked].T).max(axis=1)
         else:
             redundancy = np.zeros(len(units))
-        scores = (1 - diversity) * relevance - diversity * redundancy
+        scores = np.full(len(units), -np.inf)
+        scores[candidates] = ((1 - diversity) * relevance - diversity * redundancy)[candidates]
         scores[picked] = -np.inf
         picked.append(int(np.argmax(scores)))
     return [units[i] for i in sorted(picked)]

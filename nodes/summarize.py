@@ -108,6 +108,17 @@ def _document(state: State, ctx: Context) -> DocumentRecord:
     return index.resolve([doc_id])[0]
 
 
+def _one_of(state: State, ctx: Context, document: DocumentRecord) -> str:
+    """The note that says which of several documents a summary covers, and how to choose."""
+    count = len(state.doc_ids) or len(index_for(ctx).documents())
+    if count < 2:
+        return ""
+    return (
+        f"; a summary covers one document: '{document.title}', the one the request points"
+        f" to, of the {count} (name one document to choose)"
+    )
+
+
 def _model_id(ctx: Context, chat_model: BaseChatModel | None) -> str:
     if chat_model is not None:
         return f"{type(chat_model).__name__}:{getattr(chat_model, 'model_name', '')}"
@@ -165,7 +176,8 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         "refine_step": 0,
         "refine_summary": None,
         "route": "summarize",
-        "route_reason": f"{state.request_reason}; {strategy}: {reason}",
+        "route_reason": f"{state.request_reason}; {strategy}: {reason}"
+        + _one_of(state, ctx, document),
     }
 
 

@@ -117,6 +117,25 @@ def test_whole_document_request_goes_to_summarize(graph, samples_index: Document
     assert out["route"] == "answer"
 
 
+def test_a_summary_of_several_documents_says_which_one_it_covers(
+    graph, samples_index: DocumentIndex
+) -> None:
+    """Asked for a summary of two documents, it once summarized one and said nothing."""
+    one = ask(graph, samples_index, "이 문서를 요약해줘", documents=["hangul-ko.pdf"])
+    assert "a summary covers one document" not in one["route_reason"]
+    both = ask(
+        graph,
+        samples_index,
+        "두 문서를 요약해줘",
+        documents=["hangul-ko.pdf", "webb-telescope-en.pdf"],
+    )
+    assert both["route"] == "summarize"
+    cited = {c["doc_id"] for c in both["citations"]}
+    (title,) = [d.title for d in samples_index.documents() if d.doc_id in cited]
+    assert f"a summary covers one document: '{title}'" in both["route_reason"]
+    assert "of the 2 (name one document to choose)" in both["route_reason"]
+
+
 @pytest.mark.parametrize(
     ("request_text", "kind"),
     [

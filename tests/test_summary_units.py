@@ -41,3 +41,21 @@ def test_empty_summary_is_an_error_that_says_why() -> None:
     shape = Shape.from_context(Context(), "en")
     with pytest.raises(AdaptsumError, match="nothing to summarize: no whole sentence"):
         shape_text([], shape, None)
+
+
+def test_a_sentence_said_twice_is_quoted_once() -> None:
+    """SOLAR's page 5 has the same caption sentence twice; a summary quoted it twice in a row."""
+    import numpy as np
+
+    from adaptsum.engines.summary import _mmr
+
+    caption = np.array([1.0, 0.0], dtype=np.float32)
+    other = np.array([0.0, 1.0], dtype=np.float32)
+    units = [
+        {"text": "We name ablated models with the 'DPO' prefix.", "vector": caption, "page": 5},
+        {"text": "We name ablated models  with the 'DPO' prefix.", "vector": caption, "page": 5},
+        {"text": "Depth up-scaling removes 8 layers.", "vector": other, "page": 2},
+    ]
+    picked = _mmr(units, keep=2, focus=caption)
+    assert [u["page"] for u in picked] == [5, 2]
+    assert len(_mmr(units, keep=3, focus=caption)) == 2  # only two different sentences
