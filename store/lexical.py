@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptsum.ingest.terms import TOKENIZER_VERSION, key_terms, tokenize, warm_up
+from adaptsum.ingest.terms import TOKENIZER_VERSION, key_terms, stem, tokenize, warm_up
 from adaptsum.store.catalog import Catalog, chunk_id
 
 __all__ = ["LexicalIndex", "key_terms", "tokenize", "warm_up"]
@@ -132,17 +132,33 @@ class LexicalIndex:
         )
         n = max(len(ids) if inside is None else int(inside.sum()), 1)
 
+        by_stem = self._stem_columns(model, vocab)
+
         def idf(term: str) -> float:
-            column = vocab.get(term)
-            if column is None:
+            columns = by_stem.get(stem(term), ())
+            if not columns:
                 df = 0
-            elif inside is None:
-                df = int(indptr[column + 1] - indptr[column])
             else:
-                df = int(inside[rows[indptr[column] : indptr[column + 1]]].sum())
+                held = np.unique(np.concatenate([rows[indptr[c] : indptr[c + 1]] for c in columns]))
+                df = len(held) if inside is None else int(inside[held].sum())
             return math.log((n + 1) / (df + 0.5))
 
         return idf
+
+    def _stem_columns(self, model: object, vocab: dict[str, int]) -> dict[str, list[int]]:
+        """The vocabulary's columns by stem, kept on the model they were read from.
+
+        The refusal check finds a term in a passage by stem ("telescopes" is held where
+        "telescope" is written), so its rarity is counted by stem too: by its spelling,
+        a plural the document never writes weighed as a word it never mentions.
+        """
+        cached = getattr(model, "_adaptsum_stems", None)
+        if cached is None:
+            cached = {}
+            for word, column in vocab.items():
+                cached.setdefault(stem(word), []).append(column)
+            model._adaptsum_stems = cached  # type: ignore[attr-defined]
+        return cached
 
     def search(self, query: str, k: int, revisions: set[str]) -> list[tuple[str, float]]:
         """Top-k chunk ids with BM25 scores, only from the given document revisions."""
