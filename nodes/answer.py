@@ -13,6 +13,7 @@ from adaptsum.nodes.retry import run_deadline
 from adaptsum.nodes.turn import exchange
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import State
+from adaptsum.store.index import PageRange
 
 
 def reply_language(state: State, ctx: Context) -> str:
@@ -34,6 +35,8 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
     )
     chunks = index.catalog.chunks(index.collection, [g["chunk_id"] for g in evidence])
     documents = {d.doc_id: d for d in index.resolve(sorted({g["doc_id"] for g in evidence}))}
+    if pages := PageRange.parse(state.pages):  # quote nothing from outside the asked pages
+        chunks = {cid: pages.clip(c, documents[c.doc_id]) for cid, c in chunks.items()}
     language = reply_language(state, ctx)
     engine = engine_for(ctx, chat_model, run_deadline(runtime))
     result = engine.answer(state.request, language, evidence, chunks, documents)

@@ -20,6 +20,7 @@ from adaptsum.providers.budget import TokenBudgetExceeded
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Grade, GradeTask, Retrieved, State
 from adaptsum.store.catalog import ChunkRecord
+from adaptsum.store.index import PageRange
 
 
 def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -34,6 +35,8 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
         task["chunk"]["chunk_id"]
     ]
     document = index.resolve([chunk.doc_id])[0]
+    if pages := PageRange.parse(task.get("pages")):
+        chunk = pages.clip(chunk, document)
     engine = engine_for(ctx, chat_model, run_deadline(runtime))
     if engine.name != "llm":
         grade, usage = engine.grade(
@@ -107,6 +110,8 @@ def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> 
     hits = state.retrieved
     chunks = index.catalog.chunks(index.collection, [h["chunk_id"] for h in hits])
     documents = {d.doc_id: d for d in index.resolve(sorted({h["doc_id"] for h in hits}))}
+    if pages := PageRange.parse(state.pages):
+        chunks = {cid: pages.clip(c, documents[c.doc_id]) for cid, c in chunks.items()}
     engine = engine_for(ctx, chat_model, run_deadline(runtime))
     question = state.retrieval_queries[-1] if state.retrieval_queries else state.request
     try:

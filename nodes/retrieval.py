@@ -90,11 +90,30 @@ calibration 0.75 / 0.88 / 0.88 / 0.88 / 0.81 / 0.75, dev 0.90 / 0.90 / 0.90 / 0.
 """
 
 
+def _check_pages(pages: PageRange, documents: list[DocumentRecord]) -> None:
+    """A page range past the end of every document is the asker's mistake, not a refusal.
+
+    Raises:
+        AdaptsumError: no document has a page in the range.
+    """
+    if documents and all(d.total_pages < pages.first for d in documents):
+        longest = max(documents, key=lambda d: d.total_pages)
+        raise AdaptsumError(
+            f"pages {pages.first}-{pages.last}: past the end of the documents "
+            f"('{longest.title}' has {longest.total_pages} pages, the most of them)"
+            if len(documents) > 1
+            else f"pages {pages.first}-{pages.last}: past the end of '{longest.title}' "
+            f"({longest.total_pages} pages)"
+        )
+
+
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Top-k chunks over all queries, best score per chunk, restricted to the documents."""
     ctx = runtime.context
     index = index_for(ctx)
     pages = PageRange.parse(state.pages)
+    if pages is not None:
+        _check_pages(pages, index.resolve(state.doc_ids) if state.doc_ids else index.documents())
     rerank = ctx.engine == "extractive" and ctx.sentence_rerank
     depth = ctx.k * ctx.rerank_depth if rerank else ctx.k
     best: dict[str, Retrieved] = {}

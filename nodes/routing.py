@@ -41,7 +41,12 @@ def fan_out_grading(
     return [
         Send(
             "grade_chunk",
-            GradeTask(question=question, question_language=state.question_language, chunk=hit),
+            GradeTask(
+                question=question,
+                question_language=state.question_language,
+                chunk=hit,
+                pages=state.pages,
+            ),
         )
         for hit in state.retrieved
     ]

@@ -9,7 +9,7 @@ keeps the conversation so follow-up questions see earlier turns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -352,3 +352,5 @@ class GradeTask(TypedDict):
     question: str
     question_language: str
     chunk: Retrieved
+    pages: NotRequired[str]
+    """The turn's page filter: only the chunk's text on these pages is graded."""

@@ -8,6 +8,7 @@ replaces the old one once fully written (see `store.catalog`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -136,6 +137,27 @@ class PageRange:
         if rng.first < 1 or rng.last < rng.first:
             raise AdaptsumError(f"pages {spec!r}: expected 1 <= N <= M")
         return rng
+
+    def clip(self, chunk: ChunkRecord, document: DocumentRecord) -> ChunkRecord:
+        """The part of `chunk` on these pages.
+
+        Retrieval keeps a chunk that touches the range, and a chunk may run from page 6
+        onto page 7: graded and quoted whole, it let '--pages 5-6' cite page 7.
+        """
+        if chunk.page_start >= self.first and chunk.page_end <= self.last:
+            return chunk
+        offsets = json.loads(document.page_offsets)
+        lo = min((start for page, start in offsets if page >= self.first), default=0)
+        hi = min((start for page, start in offsets if page > self.last), default=chunk.char_end)
+        start, end = max(lo, chunk.char_start), max(min(hi, chunk.char_end), lo)
+        return dataclasses.replace(
+            chunk,
+            text=chunk.text[start - chunk.char_start : max(end, start) - chunk.char_start],
+            char_start=start,
+            char_end=max(end, start),
+            page_start=max(chunk.page_start, self.first),
+            page_end=min(chunk.page_end, self.last),
+        )
 
 
 def chroma_http_client(url: str, settings: Any) -> Any:

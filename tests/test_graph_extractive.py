@@ -17,6 +17,7 @@ from adaptsum import Context, async_sqlite_saver, build_graph, sqlite_saver
 from adaptsum.engines.base import Resources
 from adaptsum.engines.extractive import ExtractiveEngine
 from adaptsum.engines.language import REFUSAL
+from adaptsum.errors import AdaptsumError
 from adaptsum.state.graph_state import Retrieved
 from adaptsum.store.catalog import ChunkRecord
 from adaptsum.store.index import DocumentIndex
@@ -338,16 +339,43 @@ def test_follow_up_on_a_thread_after_restart(tmp_path: Path) -> None:
     assert state["retrieval_queries"][0].startswith("한글은 누가 만들었나요?")
 
 
+def test_nothing_is_quoted_from_outside_the_asked_pages(
+    graph, samples_index: DocumentIndex
+) -> None:
+    """A chunk running from page 1 onto page 2 once let '--pages 1' quote page 2."""
+    whole = ask(
+        graph,
+        samples_index,
+        "How long is the fuel expected to last?",
+        documents=["webb-telescope-en.pdf"],
+    )
+    assert whole["route"] == "answer" and 2 in {c["page"] for c in whole["citations"]}
+    first = ask(
+        graph,
+        samples_index,
+        "How long is the fuel expected to last?",
+        documents=["webb-telescope-en.pdf"],
+        pages="1",
+    )
+    assert {c["page"] for c in first["citations"]} <= {1}
+    with pytest.raises(AdaptsumError, match=r"pages 50-50: past the end of .* \(2 pages\)"):
+        ask(graph, samples_index, "Where is Webb?", documents=["webb-telescope-en.pdf"], pages="50")
+
+
 def test_page_filter(graph, samples_index: DocumentIndex) -> None:
+    # Hangul Day is on page 1: asked of page 2, whatever is quoted is from page 2.
     out = ask(graph, samples_index, "한글날은 언제인가요?", documents=["hangul-ko.pdf"], pages="2")
+    assert all(c["page"] == 2 for c in out["citations"])
+    assert not any("10월 9일" in c["evidence"] for c in out["citations"])
     index_chunks = samples_index.catalog.chunks(
         samples_index.collection, [c["chunk_id"] for c in out["citations"]]
     )
     # Retrieval keeps chunks that touch the pages (a chunk may run from page 1 onto 2).
-    assert out["citations"]
     assert all(c.page_start <= 2 <= c.page_end for c in index_chunks.values())
-    everything = ask(graph, samples_index, "한글날은 언제인가요?", documents=["hangul-ko.pdf"])
-    assert len(everything["citations"]) >= len(out["citations"])
+    first = ask(
+        graph, samples_index, "한글날은 언제인가요?", documents=["hangul-ko.pdf"], pages="1"
+    )
+    assert first["citations"] and "10월 9일" in first["citations"][0]["evidence"]
 
 
 def test_langgraph_json_exports_a_graph_without_checkpointer() -> None:
