@@ -153,17 +153,22 @@ class ExtractiveEngine:
         chunks: dict[str, ChunkRecord],
         documents: dict[str, DocumentRecord],
     ) -> Answer:
-        """The best sentences above the threshold, quoted with their pages, best first."""
+        """The best sentences above the threshold, quoted with their pages, best first.
+
+        `language` is the reply's (its intro line); the threshold and the terms follow the
+        question's own language, as grading's did, so fixing the reply's language does not
+        change which sentences are quoted.
+        """
+        from adaptsum.ingest.language import detect_language
         from adaptsum.ingest.terms import neutral_terms, stem, stems
 
+        asked = detect_language(question)
         scored: list[tuple[float, bool, str, Grade, int, set[str]]] = []
         for grade in evidence:
             document = documents[grade["doc_id"]]
             chunk = chunks[grade["chunk_id"]]
-            threshold = self.threshold(language, document)
-            terms = (
-                key_terms(question) if language == document.language else neutral_terms(question)
-            )
+            threshold = self.threshold(asked, document)
+            terms = key_terms(question) if asked == document.language else neutral_terms(question)
             term_stems = {stem(t) for t in terms}
             for sentence, similarity in self.rank_sentences(question, chunk.chunk_id, chunk.text):
                 above = similarity >= threshold or sentence.text == grade["evidence"]

@@ -239,6 +239,14 @@ def test_a_passage_without_a_sentence_to_quote_is_not_an_answer(
 def test_answer_language_can_be_fixed(graph, samples_index: DocumentIndex) -> None:
     out = ask(graph, samples_index, "한글날은 언제인가요?", context={"answer_language": "en"})
     assert out["answer"].startswith("Here is what the documents say")
+    # Only the intro changes: the reply's language once chose the threshold and the terms,
+    # and so which sentences were quoted.
+    question, documents = "한글은 누가 만들었나요?", ["hangul-ko.pdf"]
+    own = ask(graph, samples_index, question, documents=documents)
+    fixed = ask(
+        graph, samples_index, question, documents=documents, context={"answer_language": "en"}
+    )
+    assert [c["evidence"] for c in fixed["citations"]] == [c["evidence"] for c in own["citations"]]
 
 
 @pytest.mark.corpus
