@@ -105,6 +105,8 @@ class ExtractiveEngine:
         # Across languages only the terms both scripts share can be checked: the Latin
         # names and numbers inside a Korean question ("GPU", "FAISS", "2,100만" aside).
         terms = None if language == document.language else _cross_terms(question)
+        if terms is None and language in UNSPACED:
+            terms = set()  # no word boundaries to find its terms by: similarity decides
         if relevant and terms != set() and self.ctx.min_term_support > 0:
             support, missing = self.term_support(question, chunk.text, terms, document.revision)
             if support < self.ctx.min_term_support:
@@ -315,6 +317,10 @@ def _cross_terms(question: str) -> set[str]:
 _NAME_LIKE = re.compile(r"\b(?:[A-Z][A-Z0-9]+|\w*\d\w*)\b")
 """Acronyms and words with digits: the Latin terms a document in Hangul keeps as they are."""
 
+
+UNSPACED = frozenset({"ja", "zh", "th"})
+"""Languages written without spaces between words: the term check cannot cut their words
+("東京タワーの高さは何メートルですか" is one run of letters), so it is left out for them."""
 
 ANSWER_MARGIN = 0.03
 """How far under the threshold a sentence of a relevant passage may be quoted, if it

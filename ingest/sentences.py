@@ -13,7 +13,11 @@ from dataclasses import dataclass
 __all__ = ["Sentence", "split_sentences"]
 
 # A sentence ends at ., ?, ! or 。 (not inside numbers like 2.5) or at a line break.
-_BOUNDARY = re.compile(r"(?<![ (][A-Z]\.)(?<=[.!?。！？])(?!\d)\s+|\n+")  # not after "E."
+_BOUNDARY = re.compile(
+    r"(?<![ (][A-Z]\.)(?<=[.!?。！？])(?!\d)\s+|(?<=[。！？])(?=\S)|\n+"  # not after "E."
+)
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\u0e00-\u0e7f]")
+"""Kana, Han and Thai letters: scripts written without spaces between words."""
 _MIN_CHARS = 12
 _TERMINAL = tuple(".!?。！？:;)\"'”’")
 
@@ -39,7 +43,8 @@ def split_sentences(text: str) -> list[Sentence]:
     for match in [*_BOUNDARY.finditer(text), None]:
         end = match.start() if match else len(text)
         piece = text[pos:end].strip()
-        words = len(piece.split())
+        # where words are not spaced (Japanese, Chinese), two letters count as a word
+        words = max(len(piece.split()), len(_UNSPACED.findall(piece)) // 2)
         heading = words < 8 and not piece.endswith(_TERMINAL)
         if len(piece) >= _MIN_CHARS and words >= 3 and not heading:
             start = text.index(piece, pos)

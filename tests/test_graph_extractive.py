@@ -16,7 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from adaptsum import Context, async_sqlite_saver, build_graph, sqlite_saver
 from adaptsum.engines.base import Resources
 from adaptsum.engines.extractive import ExtractiveEngine
-from adaptsum.engines.language import REFUSAL
+from adaptsum.engines.language import QUOTED_INTRO, REFUSAL
 from adaptsum.errors import AdaptsumError
 from adaptsum.state.graph_state import Retrieved
 from adaptsum.store.catalog import ChunkRecord
@@ -234,6 +234,32 @@ def test_a_passage_without_a_sentence_to_quote_is_not_an_answer(
     )
     assert answer.refused and answer.citations == []
     assert answer.text == REFUSAL["en"]
+
+
+def test_a_japanese_question_on_a_japanese_document_is_answered(tmp_path: Path) -> None:
+    """The term check split a Japanese question into one "word" no passage holds, so every
+    such question was refused, though the README promises any language."""
+    import pymupdf
+
+    pdf = tmp_path / "tokyo-ja.pdf"
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text(
+        (50, 80),
+        "東京タワーは東京都港区にある電波塔です。高さは333メートルです。",
+        fontname="japan",
+    )
+    page.insert_text(
+        (50, 110), "1958年に完成しました。観光名所としても知られています。", fontname="japan"
+    )
+    doc.save(pdf)
+    out = build_graph().invoke(
+        {"request": "東京タワーの高さは何メートルですか？", "documents": [str(pdf)]},
+        context=Context(data_dir=str(tmp_path / "data")),
+    )
+    assert out["question_language"] == "ja" and out["route"] == "answer", out["route_reason"]
+    assert any("333" in c["evidence"] for c in out["citations"])
+    assert out["answer"].startswith(QUOTED_INTRO["ja"])
 
 
 def test_answer_language_can_be_fixed(graph, samples_index: DocumentIndex) -> None:
