@@ -166,12 +166,3 @@ def test_the_gloss_ranks_the_passage_that_answers(solar: tuple[Path, Path]) -> N
     question = "여러 병합 모델 가운데 최종 SOLAR 10.7B-Instruct로 선택된 것은 무엇인가요?"
     first = _first_retrieved(solar, question)
     assert first["page_start"] <= 6 <= first["page_end"]
-
-
-def test_the_page_that_introduces_a_fact_is_cited_before_its_restatement(
-    solar: tuple[Path, Path],
-) -> None:
-    """SOLAR's size is stated on page 1 and again in page 11's tables, about as close to
-    the question; the rerank's first-mention bonus ranks page 1 first (page 11 without it)."""
-    first = _first_retrieved(solar, "How many parameters does SOLAR 10.7B have?")
-    assert first["page_start"] == 1

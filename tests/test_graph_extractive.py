@@ -262,6 +262,41 @@ def test_a_japanese_question_on_a_japanese_document_is_answered(tmp_path: Path) 
     assert out["answer"].startswith(QUOTED_INTRO["ja"])
 
 
+def test_the_page_that_introduces_a_fact_is_cited_before_its_restatement(
+    tmp_path: Path,
+) -> None:
+    """The same sentence on page 1 and on page 3: the rerank's first-mention bonus ranks
+    page 1 first. Without it the restatement ranks first (its chunk is shorter, and its
+    sentence's similarity 0.0002 higher)."""
+    import pymupdf
+
+    fact = "The Zephyr probe weighs 1,200 kilograms."
+    pages = [
+        f"This report collects notes from the city museum. {fact} The museum opened its new"
+        " hall in spring, and visitors came from many towns to see the old maps and the"
+        " painted ceramics. The guides spoke about the history of the harbour.",
+        "The harbour was rebuilt twice. Its merchants traded salt, wool and timber along the"
+        " coast. The museum keeps their account books, written in a careful hand, and a"
+        " model of the old lighthouse that stood at the end of the pier.",
+        f"Spacecraft mass: {fact}",
+    ]
+    pdf = tmp_path / "probe.pdf"
+    doc = pymupdf.open()
+    for text in pages:
+        doc.new_page().insert_textbox(pymupdf.Rect(50, 50, 550, 800), text, fontsize=11)
+    doc.save(pdf)
+    ctx = Context(data_dir=str(tmp_path / "data"), chunk_size=64, chunk_overlap=0)
+    graph = build_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "first-mention"}}
+    graph.invoke(
+        {"request": "How much does the Zephyr probe weigh?", "documents": [str(pdf)]},
+        config,
+        context=ctx,
+    )
+    retrieved = graph.get_state(config).values["retrieved"]
+    assert [r["page_start"] for r in retrieved[:2]] == [1, 2]  # page 1, then the 2-3 chunk
+
+
 def test_answer_language_can_be_fixed(graph, samples_index: DocumentIndex) -> None:
     out = ask(graph, samples_index, "한글날은 언제인가요?", context={"answer_language": "en"})
     assert out["answer"].startswith("Here is what the documents say")
