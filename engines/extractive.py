@@ -19,7 +19,14 @@ from adaptsum.engines.base import Answer, Classification, Resources
 from adaptsum.engines.language import QUOTED_INTRO, REFUSAL, phrase
 from adaptsum.engines.sentences import Sentence, key_terms, split_sentences
 from adaptsum.ingest.terms import coverage
-from adaptsum.state.graph_state import Citation, Grade, Retrieved, Usage, citation
+from adaptsum.state.graph_state import (
+    Citation,
+    Grade,
+    Retrieved,
+    Usage,
+    citation,
+    not_relevant,
+)
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord
 
 _SUMMARY = re.compile(
@@ -94,7 +101,8 @@ class ExtractiveEngine:
         ranked = self.rank_sentences(question, chunk.chunk_id, chunk.text)
         threshold = self.threshold(language, document)
         if not ranked:  # headings, labels or table cells only: nothing this engine can quote
-            return self._unquotable(hit, chunk), {}
+            reason = "no sentence to quote (only headings, labels or short lines)"
+            return not_relevant(hit, chunk, reason), {}
         best, similarity = ranked[0]
         relevant = similarity >= threshold
         reason = (
@@ -129,22 +137,6 @@ class ExtractiveEngine:
                 reason=reason,
             ),
             {},
-        )
-
-    @staticmethod
-    def _unquotable(hit: Retrieved, chunk: ChunkRecord) -> Grade:
-        """The grade of a passage without a sentence to quote: not relevant, and why."""
-        return Grade(
-            chunk_id=chunk.chunk_id,
-            doc_id=chunk.doc_id,
-            page_start=chunk.page_start,
-            page_end=chunk.page_end,
-            score=hit["score"],
-            relevance=0,
-            relevant=False,
-            evidence="",
-            evidence_page=chunk.page_start,
-            reason="no sentence to quote (only headings, labels or short lines)",
         )
 
     def answer(

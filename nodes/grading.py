@@ -18,7 +18,7 @@ from adaptsum.nodes.concurrency import work_slot
 from adaptsum.nodes.retry import MAX_ATTEMPTS, last_attempt, retryable, run_deadline
 from adaptsum.providers.budget import TokenBudgetExceeded
 from adaptsum.state.context import Context
-from adaptsum.state.graph_state import Grade, GradeTask, Retrieved, State
+from adaptsum.state.graph_state import Grade, GradeTask, Retrieved, State, not_relevant
 from adaptsum.store.catalog import ChunkRecord
 from adaptsum.store.index import PageRange
 
@@ -68,7 +68,7 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
     except Exception as exc:
         if not gives_up(runtime, exc):
             raise  # retried by MODEL_RETRY, or final (deadline, Ctrl-C, a rejected request)
-        grade = not_relevant(task["chunk"], chunk, exc)
+        grade = failed_grade(task["chunk"], chunk, exc)
         usage = {}
     return {"grades": {grade["chunk_id"]: grade}, "usage": usage}
 
@@ -85,20 +85,13 @@ def gives_up(runtime: Runtime, exc: Exception) -> bool:
     return last_attempt(runtime) and retryable(exc) and not server_unreachable(exc)
 
 
-def not_relevant(hit: Retrieved, chunk: ChunkRecord, exc: Exception) -> Grade:
+def failed_grade(hit: Retrieved, chunk: ChunkRecord, exc: Exception) -> Grade:
     """The grade of a chunk whose grader kept failing: not relevant, and why."""
     detail = " ".join(str(exc).split())[:160]
-    return Grade(
-        chunk_id=chunk.chunk_id,
-        doc_id=chunk.doc_id,
-        page_start=chunk.page_start,
-        page_end=chunk.page_end,
-        score=hit["score"],
-        relevance=0,
-        relevant=False,
-        evidence="",
-        evidence_page=chunk.page_start,
-        reason=f"grader failed after {MAX_ATTEMPTS} attempts "
+    return not_relevant(
+        hit,
+        chunk,
+        f"grader failed after {MAX_ATTEMPTS} attempts "
         f"({type(exc).__name__}: {detail}); counted not relevant",
     )
 
@@ -121,7 +114,7 @@ def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> 
     except Exception as exc:
         if not gives_up(runtime, exc):
             raise  # retried by MODEL_RETRY, or final (deadline, Ctrl-C, a rejected request)
-        grades = [not_relevant(h, chunks[h["chunk_id"]], exc) for h in hits]
+        grades = [failed_grade(h, chunks[h["chunk_id"]], exc) for h in hits]
         usage, note = {}, grades[0]["reason"] if grades else ""
     update: dict[str, Any] = {"grades": {g["chunk_id"]: g for g in grades}, "usage": usage}
     if note:

@@ -116,6 +116,22 @@ def citation(document, page: int, chunk_id: str, evidence: str) -> Citation:
     )
 
 
+def not_relevant(hit: Retrieved, chunk, reason: str) -> Grade:
+    """The grade of a retrieved chunk (a `ChunkRecord`) that cannot be evidence, and why."""
+    return Grade(
+        chunk_id=chunk.chunk_id,
+        doc_id=chunk.doc_id,
+        page_start=chunk.page_start,
+        page_end=chunk.page_end,
+        score=hit["score"],
+        relevance=0,
+        relevant=False,
+        evidence="",
+        evidence_page=chunk.page_start,
+        reason=reason,
+    )
+
+
 class Usage(TypedDict, total=False):
     """Model calls and tokens used in this turn."""
 
