@@ -376,7 +376,8 @@ class ExtractiveSummarizer:
             units.extend(self._units(chunk, document))
             if on_chunk is not None:
                 on_chunk(chunk)
-        return shape_text(_dedupe(units), shape, self._focus_vector(focus)), {}
+        units = _dedupe(units)
+        return shape_text(units, shape, self._focus_vector(focus), whole_document=True), {}
 
     def refine(
         self,
@@ -509,8 +510,17 @@ def _sentence_partial(key: str, units: list[dict]) -> Partial:
     )
 
 
-def shape_text(units: list[dict], shape: Shape, focus: np.ndarray | None) -> str:
+SHARE_OF_SENTENCES = 3
+"""An extractive summary of a whole short document quotes at most 1/this of its sentences."""
+
+
+def shape_text(
+    units: list[dict], shape: Shape, focus: np.ndarray | None, whole_document: bool = False
+) -> str:
     """Pick sentences by MMR and lay them out as the shape asks, each with its page.
+
+    From `units` that are the `whole_document`'s sentences (stuff), at most a third of
+    them are quoted; map-reduce and refine choose from a selection already.
 
     Raises:
         AdaptsumError: there is no sentence to pick, so the summary would be empty.
@@ -523,8 +533,12 @@ def shape_text(units: list[dict], shape: Shape, focus: np.ndarray | None) -> str
             "(only headings, tables, code or pages without text)"
         )
     low, high = shape.sentences
-    paragraphs = max(1, min(shape.paragraphs, len(units) // max(low, 1) or 1))
-    per = max(low, min(high, len(units) // paragraphs)) if len(units) >= low else len(units)
+    # A summary quotes at most a third of the document's sentences (one paragraph at
+    # least): the default 5 paragraphs of 4-8 sentences once quoted a 2-page article whole.
+    share = len(units) // SHARE_OF_SENTENCES if whole_document else len(units)
+    available = max(min(low, len(units)), share)
+    paragraphs = max(1, min(shape.paragraphs, available // max(low, 1) or 1))
+    per = max(low, min(high, available // paragraphs)) if available >= low else available
     picked = sorted(_mmr(units, paragraphs * per, focus), key=lambda u: u["offset"])
     groups = [picked[i * per : (i + 1) * per] for i in range(paragraphs)]
     groups = [g for g in groups if g]

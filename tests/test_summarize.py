@@ -17,7 +17,7 @@ from adaptsum.engines.summary import cited_pages, paragraphs_of
 from adaptsum.ingest.pdf import load_pdf
 from adaptsum.store.index import DocumentIndex
 
-from helpers import KO_SAMPLE
+from helpers import EN_SAMPLE, KO_SAMPLE
 
 SMALL_CHUNKS = {"chunk_size": 60, "chunk_overlap": 10}
 
@@ -331,3 +331,20 @@ def test_a_summary_copying_its_input_is_written_again(small_index: DocumentIndex
     assert len(model.calls_of("stuff")) == 2  # redone once, no more
     assert "so it was written again" in out["route_reason"]
     assert out["answer"].startswith("A summary in its own words")
+
+
+def test_an_extractive_summary_of_a_short_document_is_shorter_than_it(tmp_path: Path) -> None:
+    """The default 5 paragraphs of 4-8 sentences once quoted the 2-page Webb article whole
+    (551 words for 515): a summary of a whole document quotes a third of it at most."""
+    from adaptsum.ingest.sentences import split_sentences
+
+    out = build_graph().invoke(
+        {"request": "Summarize this document", "documents": [str(EN_SAMPLE)]},
+        context=Context(data_dir=str(tmp_path)),
+    )
+    assert out["route"] == "summarize" and out["summary_plan"]["strategy"] == "stuff"
+    quoted = re.findall(r"\[p\. \d+\]", out["answer"])
+    in_document = sum(len(split_sentences(p.page_content)) for p in load_pdf(EN_SAMPLE).pages)
+    assert 4 <= len(quoted) <= in_document // 3
+    words = sum(len(p.page_content.split()) for p in load_pdf(EN_SAMPLE).pages)
+    assert len(out["answer"].split()) < words / 2
