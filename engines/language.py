@@ -14,6 +14,13 @@ REFUSAL = {
     "en": "There is not enough information in the documents to answer this question.",
     "ja": "情報が不足しているため回答できません。",
     "zh": "信息不足，无法回答。",
+    "fr": "Les documents ne contiennent pas assez d'informations pour répondre à cette question.",
+    "de": "Die Dokumente enthalten nicht genug Informationen, um diese Frage zu beantworten.",
+    "es": "Los documentos no contienen información suficiente para responder a esta pregunta.",
+    "it": "I documenti non contengono informazioni sufficienti per rispondere a questa domanda.",
+    "pt": "Os documentos não contêm informações suficientes para responder a esta pergunta.",
+    "ru": "В документах недостаточно информации, чтобы ответить на этот вопрос.",
+    "vi": "Tài liệu không có đủ thông tin để trả lời câu hỏi này.",
 }
 """The line the notebook's prompt prescribed when the context lacks the answer."""
 
@@ -22,18 +29,15 @@ QUOTED_INTRO = {
     "en": "Here is what the documents say (quoted evidence):",
     "ja": "文書から見つかった根拠です（原文引用）:",
     "zh": "以下是文档中的相关原文（引用）：",
+    "fr": "Voici ce que disent les documents (citations) :",
+    "de": "Das steht in den Dokumenten (wörtliche Zitate):",
+    "es": "Esto es lo que dicen los documentos (citas textuales):",
+    "it": "Ecco cosa dicono i documenti (citazioni testuali):",
+    "pt": "Eis o que dizem os documentos (citações literais):",
+    "ru": "Вот что говорится в документах (дословные цитаты):",
+    "vi": "Đây là những gì tài liệu nêu (trích dẫn nguyên văn):",
 }
-
-NOT_YET = {
-    "ko": (
-        "이 요청은 문서 전체를 요약해야 답할 수 있습니다. 요약 기능은 아직 준비 중입니다. "
-        "구체적인 질문으로 다시 물어봐 주세요."
-    ),
-    "en": (
-        "This request needs the whole document summarized, and summarization is not "
-        "available yet. Please ask a specific question instead."
-    ),
-}
+"""The line before an extractive answer's quotes."""
 
 LANGUAGE_NAMES = {
     "ko": "Korean",

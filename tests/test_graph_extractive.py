@@ -297,6 +297,23 @@ def test_the_page_that_introduces_a_fact_is_cited_before_its_restatement(
     assert [r["page_start"] for r in retrieved[:2]] == [1, 2]  # page 1, then the 2-3 chunk
 
 
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        ("Quel est le prix du pétrole en 2030 ?", "fr"),
+        ("Wie hoch ist der Ölpreis im Jahr 2030?", "de"),
+        ("¿Cuál es el precio del petróleo en 2030?", "es"),
+    ],
+)
+def test_a_refusal_is_in_the_askers_language(
+    graph, samples_index: DocumentIndex, question: str, language: str
+) -> None:
+    """A French question was refused in English: the phrases knew four languages."""
+    out = ask(graph, samples_index, question, documents=["webb-telescope-en.pdf"])
+    assert out["question_language"] == language and out["route"] == "refuse"
+    assert out["answer"] == REFUSAL[language]
+
+
 def test_answer_language_can_be_fixed(graph, samples_index: DocumentIndex) -> None:
     out = ask(graph, samples_index, "한글날은 언제인가요?", context={"answer_language": "en"})
     assert out["answer"].startswith("Here is what the documents say")
