@@ -416,7 +416,10 @@ def serve(data_dir: Path, idle_seconds: float) -> None:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return  # another worker serves this data directory
-    key = code_key()
+    # Keyed by the environment it started with, as its callers are: loading the models
+    # sets OMP_WAIT_POLICY in this process, which changed its key, and every worker
+    # retired as stale at its first poll, 2 s after it was ready.
+    key = code_key(_CALLER_ENV)
     _warm_up(data_dir)
     _close_stores()
     if _open_store_files(data_dir):
@@ -440,7 +443,7 @@ def serve(data_dir: Path, idle_seconds: float) -> None:
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                if time.monotonic() - last > idle_seconds or code_key() != key:
+                if time.monotonic() - last > idle_seconds or code_key(_CALLER_ENV) != key:
                     return
                 try:
                     if path.stat().st_ino != identity:

@@ -149,6 +149,39 @@ def test_worker_gives_the_whole_commands_answers(data: Path) -> None:
         _stop(proc)
 
 
+def test_a_worker_started_as_the_cli_starts_it_keeps_serving(data: Path) -> None:
+    """The CLI starts the worker with the caller's environment, which has no
+    OMP_WAIT_POLICY until the models load and set it: the worker's key changed under
+    it, and it retired as stale 2 s after it was ready, so no `ask` was ever served."""
+    env = {k: v for k, v in _env(data).items() if k != "OMP_WAIT_POLICY"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adaptsum.worker", str(data)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        sock = data / "worker" / "ask.sock"
+        deadline = time.monotonic() + 240
+        while not sock.exists():
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the worker never opened its socket"
+            time.sleep(0.2)
+        time.sleep(3 * worker._POLL_SECONDS)  # past its first polls
+        assert proc.poll() is None, "the worker retired"
+        done = subprocess.run(
+            [sys.executable, "-c", _CALLER, "ask", *QUESTIONS[0], "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        assert done.stderr.strip().splitlines()[-1] == "served 0 []", done.stderr
+    finally:
+        _stop(proc)
+
+
 def test_idle_worker_exits_and_removes_its_socket(data: Path) -> None:
     proc = _start(data, ADAPTSUM_WORKER_IDLE="1")
     try:
