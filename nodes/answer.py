@@ -12,7 +12,7 @@ from adaptsum.engines.language import REFUSAL, phrase
 from adaptsum.nodes.retry import run_deadline
 from adaptsum.nodes.turn import exchange
 from adaptsum.state.context import Context
-from adaptsum.state.graph_state import State
+from adaptsum.state.graph_state import State, files_of
 from adaptsum.store.index import PageRange
 
 
@@ -33,7 +33,7 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
         (g for g in state.grades.values() if g["relevant"]),
         key=lambda g: (-g["relevance"], -g["score"]),
     )
-    chunks = index.catalog.chunks(index.collection, [g["chunk_id"] for g in evidence])
+    chunks = index.live_chunks([g["chunk_id"] for g in evidence], files_of(state.retrieved))
     documents = {d.doc_id: d for d in index.resolve(sorted({g["doc_id"] for g in evidence}))}
     if pages := PageRange.parse(state.pages):  # quote nothing from outside the asked pages
         chunks = {cid: pages.clip(c, documents[c.doc_id]) for cid, c in chunks.items()}

@@ -18,7 +18,14 @@ from adaptsum.nodes.concurrency import work_slot
 from adaptsum.nodes.retry import MAX_ATTEMPTS, last_attempt, retryable, run_deadline
 from adaptsum.providers.budget import TokenBudgetExceeded
 from adaptsum.state.context import Context
-from adaptsum.state.graph_state import Grade, GradeTask, Retrieved, State, not_relevant
+from adaptsum.state.graph_state import (
+    Grade,
+    GradeTask,
+    Retrieved,
+    State,
+    files_of,
+    not_relevant,
+)
 from adaptsum.store.catalog import ChunkRecord
 from adaptsum.store.index import PageRange
 
@@ -31,9 +38,8 @@ def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> 
     """
     ctx = runtime.context
     index = index_for(ctx)
-    chunk = index.catalog.chunks(index.collection, [task["chunk"]["chunk_id"]])[
-        task["chunk"]["chunk_id"]
-    ]
+    hit = task["chunk"]
+    chunk = index.live_chunks([hit["chunk_id"]], files_of([hit]))[hit["chunk_id"]]
     document = index.resolve([chunk.doc_id])[0]
     if pages := PageRange.parse(task.get("pages")):
         chunk = pages.clip(chunk, document)
@@ -101,7 +107,7 @@ def grade_passages(state: State, runtime: Runtime[Context], chat_model=None) -> 
     ctx = runtime.context
     index = index_for(ctx)
     hits = state.retrieved
-    chunks = index.catalog.chunks(index.collection, [h["chunk_id"] for h in hits])
+    chunks = index.live_chunks([h["chunk_id"] for h in hits], files_of(hits))
     documents = {d.doc_id: d for d in index.resolve(sorted({h["doc_id"] for h in hits}))}
     if pages := PageRange.parse(state.pages):
         chunks = {cid: pages.clip(c, documents[c.doc_id]) for cid, c in chunks.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -144,6 +145,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                     page_start=hit.chunk.page_start,
                     page_end=hit.chunk.page_end,
                     score=round(hit.score, 4),
+                    file=Path(hit.document.source).name,
                 )
     glosses: dict[str, str] = {}  # revision -> the question in that document's words
     if rerank:
@@ -171,6 +173,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                         page_start=hit.chunk.page_start,
                         page_end=hit.chunk.page_end,
                         score=round(hit.score, 4),
+                        file=Path(hit.document.source).name,
                     ),
                 )
     if rerank:

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -69,7 +70,7 @@ from adaptsum.state.graph_state import (
     State,
     add_usage,
 )
-from adaptsum.store.catalog import ChunkRecord, DocumentRecord, chunk_id
+from adaptsum.store.catalog import ChunkRecord, DocumentRecord, chunk_id, parse_chunk_id
 
 _log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
     return {
         "token_budget": plan.get("approved_max_tokens") or state.token_budget,
         "summary_revision": document.revision,
+        "summary_file": Path(document.source).name,
         "summary_chunks": len(chunks),
         "summary_plan": plan,
         "partials": None,  # clears them (see merge_partials)
@@ -292,6 +294,11 @@ def _pack(sizes: list[int], budget: int) -> list[list[int]]:
     return groups
 
 
+def _files(state: State) -> dict[str, str]:
+    """The summarized document's file name by revision, for `DocumentIndex.live_chunks`."""
+    return {state.summary_revision: state.summary_file}
+
+
 def summary_chunk_ids(state: State) -> list[str]:
     """Ids of the summarized document's chunks, in order (derived: state stays small)."""
     return [chunk_id(state.summary_revision, i) for i in range(state.summary_chunks)]
@@ -309,6 +316,7 @@ def map_tasks(state: State) -> list[MapTask]:
             order=order,
             total=state.summary_chunks,
             focus=state.summary_plan.get("focus", ""),
+            file=state.summary_file,
         )
         for order, chunk_id in enumerate(summary_chunk_ids(state))
         if _level_key(0, order) not in state.partials
@@ -327,7 +335,9 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
     """Summarize one chunk, or take its summary from the cache when seen before."""
     ctx = runtime.context
     index = index_for(ctx)
-    chunk = index.catalog.chunks(index.collection, [task["chunk_id"]])[task["chunk_id"]]
+    chunk = index.live_chunks(
+        [task["chunk_id"]], {parse_chunk_id(task["chunk_id"])[0]: task.get("file", "")}
+    )[task["chunk_id"]]
     document = index.resolve([chunk.doc_id])[0]
     key = _level_key(0, task["order"])
     cache_key = _map_cache_key(ctx, chat_model, chunk, task["focus"])
@@ -462,7 +472,7 @@ def _next_wave(
             for o in todo[: max(1, plan.get("fan_out") or len(todo))]
         ]
         if wave:
-            chunks = index.catalog.chunks(index.collection, wave)
+            chunks = index.live_chunks(wave, _files(state))
             documents = {
                 d.doc_id: d for d in index.resolve(sorted({c.doc_id for c in chunks.values()}))
             }
@@ -559,7 +569,7 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
     """The whole document in one call (or one selection, for the extractive engine)."""
     ctx = runtime.context
     index = index_for(ctx)
-    document = index.resolve([state.summary_plan["doc_id"]])[0]
+    document = index.live_revision(state.summary_revision, state.summary_file)
     chunks = index.catalog.document_chunks(index.collection, document.revision)
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     summarizer = summarizer_for(ctx, chat_model, runtime)
@@ -586,7 +596,7 @@ def refine_chunk(state: State, runtime: Runtime[Context], chat_model=None) -> di
     index = index_for(ctx)
     step = state.refine_step
     chunk_id = summary_chunk_ids(state)[step]
-    chunk = index.catalog.chunks(index.collection, [chunk_id])[chunk_id]
+    chunk = index.live_chunks([chunk_id], _files(state))[chunk_id]
     document = index.resolve([chunk.doc_id])[0]
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     summarizer = summarizer_for(ctx, chat_model, runtime)
@@ -637,7 +647,7 @@ def _finish(
     """
     ctx = runtime.context
     index = index_for(ctx)
-    document = index.resolve([state.summary_plan["doc_id"]])[0]
+    document = index.live_revision(state.summary_revision, state.summary_file)
     chunks = index.catalog.document_chunks(index.collection, document.revision)
     notes: list[str] = []
     if ctx.engine == "llm":

@@ -30,6 +30,13 @@ class Retrieved(TypedDict):
     page_start: int
     page_end: int
     score: float
+    file: NotRequired[str]
+    """The document's file name, to name it if it changes under the run."""
+
+
+def files_of(hits: list[Retrieved]) -> dict[str, str]:
+    """File name per revision of retrieved chunks, to name a document that changed."""
+    return {h["chunk_id"].rpartition(":")[0]: h["file"] for h in hits if h.get("file")}
 
 
 class Grade(TypedDict):
@@ -91,6 +98,8 @@ class MapTask(TypedDict):
     order: int
     total: int
     focus: str
+    file: NotRequired[str]
+    """The document's file name, to name it if it changes under the run."""
 
 
 class CollapseTask(TypedDict):
@@ -309,6 +318,8 @@ class State:
     grades: Annotated[dict[str, Grade], merge_grades] = field(default_factory=dict)
     summary_revision: str = ""
     """The summarized document's revision: its chunk ids are `revision:NNNNN`."""
+    summary_file: str = ""
+    """The summarized document's file name, to name it if it changes under the run."""
     summary_chunks: int = 0
     partials: Annotated[dict[str, PartialRef], merge_partials] = field(default_factory=dict)
     refine_step: int = 0

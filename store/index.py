@@ -29,6 +29,7 @@ from adaptsum.store.catalog import (
     chunk_id,
     new_owner,
     open_catalog,
+    parse_chunk_id,
 )
 from adaptsum.store.memo import Memo
 
@@ -507,6 +508,47 @@ class DocumentIndex:
                 )
             out.extend(h for h in hits if h not in out)
         return out
+
+    def live_chunks(
+        self, ids: Sequence[str], files: dict[str, str] | None = None
+    ) -> dict[str, ChunkRecord]:
+        """Chunks a run found earlier, read back by id, all of them or a clear error.
+
+        A run keeps chunk ids in its checkpoint; if a document is indexed again (or
+        removed) before the run reads them, those ids are gone. The caller learns which
+        file changed and what to do, not a `KeyError` from deep inside a node.
+
+        Args:
+            ids: chunk ids (`revision:NNNNN`) the run holds.
+            files: file name per revision, to name the document in the error.
+
+        Raises:
+            AdaptsumError: some of the chunks are no longer indexed.
+        """
+        chunks = self.catalog.chunks(self.collection, ids)
+        if gone := [cid for cid in dict.fromkeys(ids) if cid not in chunks]:
+            revision, _ = parse_chunk_id(gone[0])
+            raise self._changed_under_run(
+                revision, files, f"{len(gone)} passage(s) it found are gone"
+            )
+        return chunks
+
+    def live_revision(self, revision: str, file: str = "") -> DocumentRecord:
+        """The document revision a run is working on, or the error saying it changed.
+
+        Raises:
+            AdaptsumError: that revision is no longer indexed.
+        """
+        if record := self.catalog.find_revision(self.collection, revision):
+            return record
+        raise self._changed_under_run(revision, {revision: file}, "its pages are gone")
+
+    @staticmethod
+    def _changed_under_run(revision: str, files: dict[str, str] | None, what: str) -> AdaptsumError:
+        name = (files or {}).get(revision) or "a document"
+        return AdaptsumError(
+            f"{name}: indexed again or removed while this run was using it ({what}); ask again"
+        )
 
     def search(
         self,

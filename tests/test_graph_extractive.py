@@ -371,8 +371,46 @@ def test_checkpointed_history_and_small_state(tmp_path: Path) -> None:
     assert len(history) >= 8  # a checkpoint after every step
     state = graph.get_state(config).values
     # State holds ids and scores; chunk text stays in the store.
-    assert set(state["retrieved"][0]) == {"chunk_id", "doc_id", "page_start", "page_end", "score"}
+    assert set(state["retrieved"][0]) == {
+        "chunk_id",
+        "doc_id",
+        "page_start",
+        "page_end",
+        "score",
+        "file",
+    }
     assert len(json.dumps(state["retrieved"], ensure_ascii=False)) < 1000
+
+
+@pytest.mark.parametrize(
+    ("request_text", "stop_before"),
+    [
+        ("When did Webb launch?", ["grade_chunk", "grade_passages"]),
+        ("Summarize this document.", ["stuff_summary", "map_chunk", "refine_chunk"]),
+    ],
+)
+def test_a_document_indexed_again_mid_run_is_a_clear_error(
+    tmp_path: Path, request_text: str, stop_before: list[str]
+) -> None:
+    """A paused or crashed run holds chunk ids; if the file is indexed again before it
+    resumes, those ids are gone. The resumed run used to fail with a `KeyError` on a chunk
+    id; it must name the file and say what to do."""
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(EN_SAMPLE.read_bytes())
+    ctx = Context(data_dir=str(tmp_path / "data"))
+    graph = build_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "changed"}}
+    graph.invoke(
+        {"request": request_text, "documents": [str(pdf)]},
+        config,
+        context=ctx,
+        interrupt_before=stop_before,
+    )
+    assert graph.get_state(config).next, "the run should pause before reading its chunks"
+    pdf.write_bytes(KO_SAMPLE.read_bytes())  # the same path, another document
+    DocumentIndex(ctx).index_file(pdf)
+    with pytest.raises(AdaptsumError, match=r"report\.pdf: indexed again or removed"):
+        graph.invoke(None, config, context=ctx)
 
 
 def test_async_api(tmp_path: Path) -> None:
