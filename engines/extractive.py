@@ -157,7 +157,7 @@ class ExtractiveEngine:
         from adaptsum.ingest.terms import neutral_terms, stem, stems
 
         asked = detect_language(question)
-        scored: list[tuple[float, bool, str, Grade, int, set[str]]] = []
+        scored: list[tuple[float, bool, str, Grade, tuple[int, str], set[str]]] = []
         for grade in evidence:
             document = documents[grade["doc_id"]]
             chunk = chunks[grade["chunk_id"]]
@@ -167,7 +167,8 @@ class ExtractiveEngine:
             for sentence, similarity in self.rank_sentences(question, chunk.chunk_id, chunk.text):
                 above = similarity >= threshold or sentence.text == grade["evidence"]
                 if above or similarity >= threshold - ANSWER_MARGIN:
-                    page = document.page_of(chunk.char_start + sentence.start)
+                    at, end = chunk.char_start + sentence.start, chunk.char_start + sentence.end
+                    page = (document.page_of(at), document.pages_of(at, end))
                     held = stems(sentence.text) & term_stems
                     scored.append((similarity, above, sentence.text, grade, page, held))
         # Terms that few of these sentences hold say most about which one answers: in
@@ -179,14 +180,14 @@ class ExtractiveEngine:
                 df[t] = df.get(t, 0) + 1
         weight = {t: math.log((count + 1) / (n + 0.5)) for t, n in df.items()}
         total = sum(weight.values()) or 1.0
-        candidates: list[tuple[float, str, Grade, int]] = []
+        candidates: list[tuple[float, str, Grade, tuple[int, str]]] = []
         for similarity, above, text, grade, page, held in scored:
             cover = sum(weight[t] for t in held) / total
             if above or cover > 0:
                 candidates.append((similarity + ANSWER_TERM_WEIGHT * cover, text, grade, page))
         candidates.sort(key=lambda c: -c[0])
         seen: set[str] = set()
-        picked: list[tuple[float, str, Grade, int]] = []
+        picked: list[tuple[float, str, Grade, tuple[int, str]]] = []
         for candidate in candidates:
             key = " ".join(candidate[1].split())
             if key not in seen:
@@ -205,9 +206,9 @@ class ExtractiveEngine:
         several_documents = len({c[2]["doc_id"] for c in picked}) > 1
         lines = [phrase(QUOTED_INTRO, language), ""]
         citations: list[Citation] = []
-        for number, (_, text, grade, page) in enumerate(picked, start=1):
+        for number, (_, text, grade, (page, pages)) in enumerate(picked, start=1):
             document = documents[grade["doc_id"]]
-            where = f"{document.title}, p. {page}" if several_documents else f"p. {page}"
+            where = f"{document.title}, {pages}" if several_documents else pages
             quoted = " ".join(text.split())
             lines.append(f'{number}. "{quoted}" [{where}]')
             citations.append(citation(document, page, grade["chunk_id"], quoted))

@@ -333,6 +333,7 @@ class ExtractiveSummarizer:
             {
                 "text": " ".join(s.text.split()),
                 "page": document.page_of(s.start),
+                "pages": document.pages_of(s.start, s.end),
                 "offset": s.start,
                 "vector": vectors[i].tolist(),
             }
@@ -499,8 +500,13 @@ def _mmr(
     return [units[i] for i in sorted(picked)]
 
 
+def _pages(unit: dict) -> str:
+    """A quoted sentence's citation; units cached before page spans carry one page only."""
+    return unit.get("pages") or f"p. {unit['page']}"
+
+
 def _sentence_partial(key: str, units: list[dict]) -> Partial:
-    text = " ".join(f"{u['text']} [p. {u['page']}]" for u in units)
+    text = " ".join(f"{u['text']} [{_pages(u)}]" for u in units)
     return Partial(
         key=key,
         text=text,
@@ -544,7 +550,7 @@ def shape_text(
     groups = [g for g in groups if g]
     lines = []
     for group in groups:
-        body = " ".join(f"{u['text']} [p. {u['page']}]" for u in group)
+        body = " ".join(f"{u['text']} [{_pages(u)}]" for u in group)
         lines.append(f"- {body}" if shape.style == "bullets" else body)
     return "\n\n".join(lines)
 

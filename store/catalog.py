@@ -154,6 +154,11 @@ class DocumentRecord:
             page = number
         return page
 
+    def pages_of(self, start: int, end: int) -> str:
+        """The citation for text at [start, end): "p. 3", or "p. 3-4" across a page break."""
+        first, last = self.page_of(start), self.page_of(max(start, end - 1))
+        return f"p. {first}" if last == first else f"p. {first}-{last}"
+
 
 @dataclass(frozen=True)
 class ChunkRecord:

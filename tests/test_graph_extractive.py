@@ -517,3 +517,29 @@ def test_langgraph_json_exports_a_graph_without_checkpointer() -> None:
         assert served.checkpointer is None and served.name == graph_id
     served = importlib.import_module("adaptsum.graph.main_graph").graph
     assert set(served.get_graph().nodes) >= {"retrieve", "grade_chunk", "answer", "refuse"}
+
+
+def test_a_quote_running_across_a_page_break_cites_both_pages(tmp_path: Path) -> None:
+    """A sentence that starts at the foot of page 1 and ends on page 2 was cited as p. 1
+    alone, so a reader checking the date found it on neither the page nor the citation."""
+    import pymupdf
+
+    pages = [
+        "The city museum keeps maps, ceramics and the account books of old merchants. Its"
+        " new hall opened in spring and drew visitors from many towns. The Zephyr probe"
+        " was launched on a Vega rocket",
+        "from the Kourou spaceport on 14 March 2031. The harbour was rebuilt twice, and a"
+        " model of the old lighthouse stands at the end of the pier.",
+    ]
+    pdf = tmp_path / "probe.pdf"
+    doc = pymupdf.open()
+    for text in pages:
+        doc.new_page().insert_textbox(pymupdf.Rect(50, 50, 550, 800), text, fontsize=11)
+    doc.save(pdf)
+    out = build_graph().invoke(
+        {"request": "When was the Zephyr probe launched?", "documents": [str(pdf)]},
+        context=Context(data_dir=str(tmp_path / "data")),
+    )
+    assert out["route"] == "answer", out["route_reason"]
+    quote = next(line for line in out["answer"].splitlines() if "Vega" in line)
+    assert "14 March 2031" in quote and quote.endswith("[p. 1-2]"), out["answer"]
