@@ -39,6 +39,22 @@ QUOTED_INTRO = {
 }
 """The line before an extractive answer's quotes."""
 
+QUOTED_SUMMARY_INTRO = {
+    "ko": "문서의 핵심 문장을 원문 그대로 인용한 요약입니다:",
+    "en": "A summary in the document's own sentences, quoted in its language:",
+    "ja": "文書の要となる文を原文のまま引用した要約です:",
+    "zh": "以下摘要直接引用文档原文的关键句：",
+    "fr": "Un résumé fait des phrases du document, citées dans sa langue :",
+    "de": "Eine Zusammenfassung aus Sätzen des Dokuments, in seiner Sprache zitiert:",
+    "es": "Un resumen con frases del documento, citadas en su idioma:",
+    "it": "Un riassunto fatto di frasi del documento, citate nella sua lingua:",
+    "pt": "Um resumo com frases do documento, citadas no seu idioma:",
+    "ru": "Краткое изложение из предложений документа, процитированных на его языке:",
+    "vi": "Bản tóm tắt gồm các câu của tài liệu, trích nguyên văn bằng ngôn ngữ của nó:",
+}
+"""The line before an extractive summary whose quotes are not in the asker's language:
+without it, a Korean asker gets English sentences with no word saying why."""
+
 LANGUAGE_NAMES = {
     "ko": "Korean",
     "en": "English",

@@ -26,6 +26,7 @@ from langgraph.types import interrupt
 
 from adaptsum import prompts
 from adaptsum.engines.factory import chat_model_for, index_for, resources_for
+from adaptsum.engines.language import QUOTED_SUMMARY_INTRO, phrase
 from adaptsum.engines.summary import (
     COPY_LIMIT,
     ExtractiveSummarizer,
@@ -674,12 +675,7 @@ def _finish(
         if repaired:
             notes.append(f"{repaired} of {count} paragraphs had no valid page; adaptsum added one")
     forget_run(runtime)
-    update = {
-        "answer": text,
-        "citations": summary_citations(text, document, chunks),
-        "usage": usage,
-        "messages": exchange(state, text),
-    }
+    citations = summary_citations(text, document, chunks)
     uncited = [
         p
         for p in paragraphs_of(text)
@@ -689,6 +685,15 @@ def _finish(
         notes.append(
             f"{len(uncited)} of {len(paragraphs_of(text))} paragraphs carry no valid page citation"
         )
+    language = reply_language(state, ctx)
+    if ctx.engine != "llm" and language != document.language:
+        text = f"{phrase(QUOTED_SUMMARY_INTRO, language)}\n\n{text}"
+    update = {
+        "answer": text,
+        "citations": citations,
+        "usage": usage,
+        "messages": exchange(state, text),
+    }
     if notes:
         update["route_reason"] = f"{state.route_reason}; summary checks: {'; '.join(notes)}"
     return update

@@ -16,7 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from adaptsum import Context, async_sqlite_saver, build_graph, sqlite_saver
 from adaptsum.engines.base import Resources
 from adaptsum.engines.extractive import ExtractiveEngine
-from adaptsum.engines.language import QUOTED_INTRO, REFUSAL
+from adaptsum.engines.language import QUOTED_INTRO, QUOTED_SUMMARY_INTRO, REFUSAL
 from adaptsum.errors import AdaptsumError
 from adaptsum.state.graph_state import Retrieved
 from adaptsum.store.catalog import ChunkRecord
@@ -380,6 +380,25 @@ def test_checkpointed_history_and_small_state(tmp_path: Path) -> None:
         "file",
     }
     assert len(json.dumps(state["retrieved"], ensure_ascii=False)) < 1000
+
+
+def test_a_summary_in_another_language_than_the_askers_says_it_quotes(
+    graph, samples_index: DocumentIndex
+) -> None:
+    """An extractive summary quotes the document: a Korean asker got English sentences with
+    no word in Korean saying why. Asked in the document's own language, no intro is added."""
+    korean = ask(
+        graph, samples_index, "이 문서를 요약해 주세요", documents=["webb-telescope-en.pdf"]
+    )
+    assert korean["route"] == "summarize"
+    intro, _, body = korean["answer"].partition("\n\n")
+    assert intro == QUOTED_SUMMARY_INTRO["ko"] and "[p. " in body
+    assert all(c["evidence"] and c["evidence"] in body for c in korean["citations"])
+    english = ask(
+        graph, samples_index, "Summarize this document", documents=["webb-telescope-en.pdf"]
+    )
+    assert english["route"] == "summarize"
+    assert not english["answer"].startswith(QUOTED_SUMMARY_INTRO["en"])
 
 
 @pytest.mark.parametrize(
