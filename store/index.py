@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ from adaptsum.store.catalog import (
     open_catalog,
     parse_chunk_id,
 )
-from adaptsum.store.memo import Memo
+from adaptsum.store.memo import Memo, loaded_once
 
 if TYPE_CHECKING:
     from langchain_chroma import Chroma
@@ -207,7 +206,7 @@ class DocumentIndex:
         """Name and dimension of the configured embedding model."""
         return self._model[1]
 
-    @cached_property
+    @loaded_once
     def _model(self) -> tuple[Embeddings, EmbeddingsInfo]:
         from adaptsum.providers.embeddings import make_embeddings
 
@@ -218,7 +217,7 @@ class DocumentIndex:
         """Chroma collection (and catalogue partition) of the configured model."""
         return self.info.collection_name
 
-    @cached_property
+    @loaded_once
     def vectorstore(self) -> Chroma:
         """The Chroma store, checked to hold this model's vectors."""
         import chromadb
@@ -677,14 +676,14 @@ class DocumentIndex:
             cached = self._query_vectors.put(query, self.embeddings.embed_query(query))
         return cached
 
-    @cached_property
+    @loaded_once
     def lexical(self):
         """The BM25 side of hybrid retrieval (built on first use)."""
         from adaptsum.store.lexical import LexicalIndex
 
         return LexicalIndex(self.root, self.collection, self.catalog)
 
-    @cached_property
+    @loaded_once
     def glossary(self):
         """Each document's words by a cross-lingual encoder (built on first use)."""
         from adaptsum.store.glossary import Glossary

@@ -248,3 +248,35 @@ def test_data_dir_of_another_version_is_refused_clearly(data_dir: Path) -> None:
     old.close()
     with pytest.raises(ConfigError, match="made by another version of adaptsum"):
         DocumentIndex(Context(data_dir=str(data_dir)))
+
+
+def test_a_model_loads_once_per_index_and_indexes_load_side_by_side() -> None:
+    """Parallel graders share one index: its model must load once (3.12's cached_property
+    has no lock), and one index's slow load must not hold up another's (3.11's lock is
+    shared by every instance of the class, so two indexes loaded one after the other)."""
+    import threading
+
+    from adaptsum.store.memo import loaded_once
+
+    loads: list[str] = []
+
+    class Slow:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @loaded_once
+        def model(self) -> str:
+            loads.append(self.name)
+            time.sleep(0.5)
+            return self.name
+
+    first, second = Slow("first"), Slow("second")
+    threads = [threading.Thread(target=lambda o=o: o.model) for o in [first] * 4 + [second] * 4]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - started
+    assert sorted(loads) == ["first", "second"]
+    assert took < 0.9, f"the two loads took {took:.2f} s: one waited for the other"
