@@ -16,6 +16,13 @@ __all__ = ["Sentence", "split_sentences"]
 _BOUNDARY = re.compile(
     r"(?<![ (][A-Z]\.)(?<=[.!?。！？])(?!\d)\s+|(?<=[。！？])(?=\S)|\n+"  # not after "E."
 )
+_ABBREVIATION = re.compile(
+    r"\b(?:et al|e\.g|i\.e|figs?|tabs?|eqs?|secs?|refs?|ch|chap|vol|pp|cf|vs|approx|resp"
+    r"|dr|mr|mrs|ms|prof)\.$",
+    re.IGNORECASE,
+)
+"""Abbreviations a sentence goes on after ("Lee et al. show", "e.g. the", "Fig. b"): a
+period after them is not a boundary, or a paper's sentence is quoted in two halves."""
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\u0e00-\u0e7f]")
 """Kana, Han and Thai letters: scripts written without spaces between words."""
 _MIN_CHARS = 12
@@ -42,6 +49,8 @@ def split_sentences(text: str) -> list[Sentence]:
     pos = 0
     for match in [*_BOUNDARY.finditer(text), None]:
         end = match.start() if match else len(text)
+        if match and "\n" not in match.group() and _ABBREVIATION.search(text, pos, end):
+            continue
         piece = text[pos:end].strip()
         # where words are not spaced (Japanese, Chinese), two letters count as a word
         words = max(len(piece.split()), len(_UNSPACED.findall(piece)) // 2)

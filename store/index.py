@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from adaptsum.providers.embeddings import EmbeddingsInfo
 
 # Bump when what is indexed for the same settings changes (chunk boundaries, or the
-# vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector.
-SPLITTER_VERSION = "5"
+# vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector;
+# 6: a sentence goes on after "et al.", "e.g." and other abbreviations.
+SPLITTER_VERSION = "6"
 
 
 Progress = Callable[[str, int, int], None]

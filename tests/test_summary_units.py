@@ -59,3 +59,18 @@ def test_a_sentence_said_twice_is_quoted_once() -> None:
     picked = _mmr(units, keep=2, focus=caption)
     assert [u["page"] for u in picked] == [5, 2]
     assert len(_mmr(units, keep=3, focus=caption)) == 2  # only two different sentences
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Lee et al. show that the model keeps its accuracy on every task.",
+        "We use several tricks, e.g. dropping whole layers in every block.",
+        "The two models reach 71 and 74 points resp. on the two benchmarks.",
+        "Prof. Kim and Dr. Park measured the same loss on both test sets.",
+    ],
+)
+def test_a_sentence_goes_on_after_an_abbreviation(text: str) -> None:
+    """A paper's "et al." or "e.g." ended the sentence, so half of it was quoted."""
+    follow = "It is fast enough to use on a laptop."
+    assert [s.text for s in split_sentences(f"{text} {follow}")] == [text, follow]
