@@ -25,6 +25,7 @@ from langchain_core.documents import Document
 from adaptsum.errors import DocumentError
 from adaptsum.ingest.files import read_pdf_bytes
 from adaptsum.ingest.ocr import ocr_page
+from adaptsum.ingest.terms import space_at_wrap
 
 Progress = Callable[[str, int, int], None]
 
@@ -32,7 +33,6 @@ PROGRESS_EVERY = 25
 """Pages between two progress reports while the text is read."""
 
 _CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7a3]")
-_WORD_FINAL_HANGUL = frozenset("을를은는의와과고며면서한된인로도에게께요다")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _HYPHENATED = re.compile(r"([a-z])-\n([a-z])")
@@ -305,8 +305,10 @@ def _join_lines(blocks: list[dict]) -> str:
 
 def _glue(text: str, nxt: str) -> str:
     """What goes between a wrapped line and the next (the text may be edited in place)."""
+    if _HANGUL_START.match(text[-1]) and _HANGUL_START.match(nxt[0]):
+        return " " if space_at_wrap(text, nxt) else ""
     if _CJK.match(text[-1]) and _CJK.match(nxt[0]):
-        return " " if text[-1] in _WORD_FINAL_HANGUL else ""
+        return ""  # Japanese and Chinese put no space between words
     if text.endswith("-") and text[-2:-1].isalpha() and nxt[:1].isalpha():
         # "fine-\ntuning": the hyphen rule of `normalise` decides; "Math-\nInstruct"
         # is a compound whose hyphen stays, with no space.

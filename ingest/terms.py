@@ -66,6 +66,23 @@ def warm_up(text: str = "한") -> None:
         threading.Thread(target=_kiwi, daemon=True, name="kiwi-warm-up").start()
 
 
+def space_at_wrap(left: str, right: str) -> bool:
+    """Whether Korean text wrapped from `left` to `right` had a space at the line break.
+
+    A PDF does not say: "경우가" + "많았다" is two words, "우" + "발부채" one. Kiwi's
+    spacing model reads the two words around the break; only its choice at the break
+    counts (it may space elsewhere too: "우발 부채").
+    """
+    before = left.rsplit(" ", 1)[-1]
+    spaced = _kiwi().space(before + right.split(" ", 1)[0])
+    seen = 0
+    for char in spaced:
+        if seen == len(before):
+            return char == " "
+        seen += char != " "
+    return False
+
+
 def tokenize(text: str) -> list[str]:
     """Content terms, lower-cased: Kiwi morphemes for Hangul text, else words and numbers."""
     if not _HANGUL.search(text):

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 # Bump when what is indexed for the same settings changes (chunk boundaries, or the
 # vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector;
-# 6: a sentence goes on after "et al.", "e.g." and other abbreviations.
+# 6: a sentence goes on after "et al.", "e.g." and other abbreviations, and Kiwi decides
+# whether a Korean line break was a space.
 SPLITTER_VERSION = "6"
 
 

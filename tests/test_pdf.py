@@ -34,6 +34,35 @@ def test_korean_wraps_are_rejoined_and_jamo_kept() -> None:
     assert "사람(ㅣ)" in text
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "joined"),
+    [
+        (
+            "이 연구에서 확인한 바에 따르면 초기 단계에서 실패하는 경우가",
+            "많았다. 그러나 후기 단계는 달랐다.",
+            "실패하는 경우가 많았다.",
+        ),
+        (
+            "국가재정법에 따른 보증채무와 그 밖의 여러 가지 우",
+            "발부채를 함께 관리한다.",
+            "여러 가지 우발부채를 함께",
+        ),
+    ],
+)
+def test_a_korean_line_break_is_a_space_only_between_words(
+    tmp_path: Path, first: str, second: str, joined: str
+) -> None:
+    """A word-final syllable list once decided: "경우가" ends in none of its syllables, so
+    "경우가많았다" came out as one word. Kiwi's spacing decides at the break."""
+    path = tmp_path / "wrapped.pdf"
+    with pymupdf.open() as doc:
+        page = doc.new_page()
+        page.insert_text((72, 100), first, fontname="korea", fontsize=11)
+        page.insert_text((72, 115), second, fontname="korea", fontsize=11)
+        doc.save(path)
+    assert joined in load_pdf(path).pages[0].page_content
+
+
 def test_english_paragraphs_are_single_lines() -> None:
     text = load_pdf(EN_SAMPLE).pages[0].page_content
     assert (
