@@ -85,6 +85,21 @@ def _safe_name(name: str) -> str:
     return base[-100:]
 
 
+_STORED = re.compile(r"[0-9a-f]{16}-(.+)")
+
+
+def shown_name(source: str | Path) -> str:
+    """The name to show for an indexed file: an upload's own name, else its path.
+
+    Uploads and downloads are stored as `<hash>-name.pdf` in an `uploads` folder. A
+    server's users see citations and progress; its disk layout is not theirs to see.
+    """
+    path = Path(source)
+    if path.parent.name == "uploads" and (match := _STORED.fullmatch(path.name)):
+        return match.group(1)
+    return str(source)
+
+
 def _store(data: bytes, name: str, directory: Path) -> Path:
     """Write the bytes under a content-hash name (same bytes, same file) atomically."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -115,7 +130,9 @@ def save_upload(upload: Mapping[str, Any], directory: Path) -> Path:
     if not isinstance(name, str) or not name.strip():
         raise DocumentError("upload", "needs a 'name' (the file name, e.g. report.pdf)")
     label = f"upload {name}"
-    if not isinstance(data, str) or not data:
+    if data == "":
+        raise DocumentError(label, "empty file (0 bytes)")
+    if not isinstance(data, str):
         raise DocumentError(label, "needs 'data': the file's bytes in base64")
     limit = max_bytes()
     if len(data) > limit * 4 // 3 + 4:

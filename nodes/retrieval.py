@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
 from adaptsum.errors import AdaptsumError
+from adaptsum.ingest.fetch import shown_name
 from adaptsum.nodes.retry import last_attempt, run_deadline
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
@@ -145,7 +146,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                     page_start=hit.chunk.page_start,
                     page_end=hit.chunk.page_end,
                     score=round(hit.score, 4),
-                    file=Path(hit.document.source).name,
+                    file=Path(shown_name(hit.document.source)).name,
                 )
     glosses: dict[str, str] = {}  # revision -> the question in that document's words
     if rerank:
@@ -173,7 +174,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                         page_start=hit.chunk.page_start,
                         page_end=hit.chunk.page_end,
                         score=round(hit.score, 4),
-                        file=Path(hit.document.source).name,
+                        file=Path(shown_name(hit.document.source)).name,
                     ),
                 )
     if rerank:

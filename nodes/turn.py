@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 from adaptsum.engines.factory import index_for
 from adaptsum.engines.language import detect_language
 from adaptsum.errors import AdaptsumError, DocumentError, InputError
-from adaptsum.ingest.fetch import fetch_pdf, is_upload, is_url, save_upload
+from adaptsum.ingest.fetch import fetch_pdf, is_upload, is_url, save_upload, shown_name
 from adaptsum.nodes.attempts import forget_failed
 from adaptsum.providers.budget import forget_run
 from adaptsum.state.context import Context, on_server
@@ -45,7 +45,9 @@ def check_input(state: State) -> None:
     Raises:
         InputError: the first bad field.
     """
-    if not isinstance(state.request, str) or not state.request.strip():
+    if not isinstance(state.request, str):
+        raise InputError(f"request must be a string, got {state.request!r}"[:200])
+    if not state.request.strip():
         raise InputError("request is empty: ask a question or ask for a summary")
     for name, allowed in (("mode", Mode), ("strategy", Strategy)):
         value = getattr(state, name)
@@ -64,6 +66,11 @@ def check_input(state: State) -> None:
     for ref in state.documents:
         if not (isinstance(ref, str) or isinstance(ref, dict)):
             raise InputError(f"documents: each item must be a string or an upload, got {ref!r}")
+        if isinstance(ref, dict) and not is_upload(ref):
+            raise InputError(
+                "documents: an upload is {'name': 'report.pdf', 'data': '<the bytes in "
+                f"base64>'}}, got one with the keys {sorted(map(str, ref))}"[:300]
+            )
 
 
 def start_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -103,17 +110,25 @@ def index_document(index, ref: Any, progress: Callable[..., None]) -> IndexRepor
     Returns None for a reference that is neither (an id or a name to resolve).
     """
     if is_upload(ref):
-        path = save_upload(ref, uploads_dir(index))
+        path, label = save_upload(ref, uploads_dir(index)), f"upload {ref['name']}"
     elif is_url(ref):
         progress("download", 0, 1, name=ref)
-        path = fetch_pdf(ref, uploads_dir(index))
+        path, label = fetch_pdf(ref, uploads_dir(index)), ref
     elif not on_server() and (
         Path(ref).expanduser().exists() or Path(ref).expanduser().is_symlink()
     ):  # a broken or looping link is indexed so that its error names it
-        path = Path(ref).expanduser()
+        return index.index_file(
+            Path(ref).expanduser(), progress=partial(progress, name=Path(ref).name)
+        )
     else:
         return None
-    return index.index_file(path, progress=partial(progress, name=path.name))
+    # A stored copy is named by the user's file name or URL, never by its path on the
+    # server's disk; one that cannot be indexed is not kept.
+    try:
+        return index.index_file(path, progress=partial(progress, name=shown_name(path)))
+    except DocumentError as exc:
+        path.unlink(missing_ok=True)
+        raise DocumentError(label, exc.problem) from None
 
 
 def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -31,9 +31,12 @@ OPERATOR_SETTINGS = (
     "catalog_url",
     "checkpoint_url",
     "chroma_url",
+    "chunk_size",
+    "chunk_overlap",
 )
 """On a server these come from the operator's environment only: a run may not point the
-server's disk or its API keys elsewhere."""
+server's disk or its API keys elsewhere, nor rebuild the index every other run searches
+(a document indexed with other chunk settings replaces its earlier revision)."""
 
 
 def on_server() -> bool:
@@ -370,7 +373,7 @@ class Context:
         """
         if on_server():
             for name in OPERATOR_SETTINGS:
-                if getattr(self, name):
+                if getattr(self, name) != self.__dataclass_fields__[name].default:
                     raise ConfigError(
                         f"{name} is an operator setting on this server: a run cannot set it "
                         f"(the operator sets ADAPTSUM_{name.upper()} in the server's environment)"

@@ -115,10 +115,12 @@ class CollapseTask(TypedDict):
 
 def citation(document, page: int, chunk_id: str, evidence: str) -> Citation:
     """A citation of `page` of an indexed document (a `DocumentRecord`)."""
+    from adaptsum.ingest.fetch import shown_name
+
     return Citation(
         doc_id=document.doc_id,
         title=document.title,
-        source=document.source,
+        source=shown_name(document.source),
         page=page,
         chunk_id=chunk_id,
         evidence=evidence,

@@ -95,3 +95,30 @@ def test_an_upload_cannot_name_a_path_outside_its_folder(tmp_path: Path) -> None
     upload = {"name": "../../etc/evil", "data": base64.b64encode(EN_SAMPLE.read_bytes()).decode()}
     path = save_upload(upload, tmp_path / "uploads")
     assert path.parent == tmp_path / "uploads" and path.name.endswith("evil.pdf")
+
+
+def test_an_uploads_citations_and_errors_name_the_users_file_not_the_servers_disk(
+    tmp_path: Path,
+) -> None:
+    """Citations carried the stored copy's path (the operator's data directory, the user's
+    hash folder); a damaged upload's error named it too and the copy stayed on disk."""
+    from adaptsum import Context, build_graph
+
+    data_dir = tmp_path / "data"
+    graph = build_graph()
+    raw = EN_SAMPLE.read_bytes()
+    upload = {"name": "webb.pdf", "data": base64.b64encode(raw).decode()}
+    out = graph.invoke(
+        {"request": "When did Webb launch?", "documents": [upload]},
+        context=Context(data_dir=str(data_dir)),
+    )
+    assert out["citations"] and {c["source"] for c in out["citations"]} == {"webb.pdf"}
+    damaged = {"name": "cut.pdf", "data": base64.b64encode(raw[: len(raw) // 3]).decode()}
+    with pytest.raises(DocumentError) as failed:
+        graph.invoke(
+            {"request": "When did Webb launch?", "documents": [damaged]},
+            context=Context(data_dir=str(data_dir)),
+        )
+    assert str(failed.value).startswith("upload cut.pdf: "), failed.value
+    assert str(data_dir) not in str(failed.value)
+    assert [p.name for p in data_dir.rglob("*cut.pdf")] == []

@@ -274,6 +274,7 @@ def test_ask_follow_up_stream_and_history(server: dict, doc_ids: dict) -> None:
     print(f"\nan extractive question through the dev server: {time.perf_counter() - started:.2f} s")
     assert first["route"] == "answer" and "세종" in first["answer"]
     assert first["citations"] and first["citations"][0]["doc_id"] == doc_ids["ko"]
+    assert {c["source"] for c in first["citations"]} == {KO_SAMPLE.name}  # not the stored path
 
     # The follow-up names no documents: the thread's are used. Stream its tokens.
     streamed, finals, updates = [], [], []
@@ -492,6 +493,14 @@ BAD_INPUTS = [
     ({"request": "x", "documents": ["/etc/passwd"]}, {}, "not an http(s) URL, an upload"),
     ({"request": "x", "documents": []}, {}, "documents is empty"),
     ({"request": "  "}, {}, "request is empty"),
+    ({"request": ["a"]}, {}, "request must be a string"),
+    ({"request": "x", "documents": [{"path": "/etc/passwd"}]}, {}, "an upload is {'name'"),
+    ({"request": "x", "documents": [{"name": "e.pdf", "data": ""}]}, {}, "e.pdf: empty file"),
+    (
+        {"request": "x", "documents": [{"name": "cut.pdf", "data": "{cut}"}]},
+        {},
+        "upload cut.pdf: ",
+    ),
     ({"request": "x", "documents": [{"name": "a.pdf", "data": "@@@"}]}, {}, "not valid base64"),
     (
         {"request": "x", "documents": [{"name": "a.pdf", "data": "aGVsbG8="}]},
@@ -504,6 +513,7 @@ BAD_INPUTS = [
     ({"request": "x", "documents": ["{ko}"]}, {"k": "five"}, "k must be an integer, got 'five'"),
     ({"request": "x", "documents": ["{ko}"]}, {"engine": "gpt"}, "engine must be one of"),
     ({"request": "x", "documents": ["{ko}"]}, {"data_dir": "/tmp/x"}, "data_dir is an operator"),
+    ({"request": "x", "documents": ["{ko}"]}, {"chunk_size": 16}, "chunk_size is an operator"),
 ]
 
 
@@ -512,12 +522,16 @@ def test_bad_input_gets_its_one_line_message(
     server: dict, files: str, doc_ids: dict, payload: dict, context: dict, message: str
 ) -> None:
     payload = json.loads(
-        json.dumps(payload).replace("{files}", files).replace("{ko}", doc_ids["ko"])
+        json.dumps(payload)
+        .replace("{files}", files)
+        .replace("{ko}", doc_ids["ko"])
+        .replace("{cut}", _upload(EN_SAMPLE)["data"][:4000])
     )
     result = _run(_client(server), "adaptsum", input=payload, context=context)
     error = _error(result)
     assert message in error, result
     assert "\n" not in error and "Traceback" not in error
+    assert "/users/" not in error and "/uploads/" not in error  # the server's disk is its own
 
 
 def test_a_client_set_base_url_never_receives_the_operator_key(
