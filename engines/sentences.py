@@ -25,14 +25,46 @@ _CODE = re.compile(r"[{};<>|$=\\`]|^\s*[-#/]|\w\(|\)\s*$|--\w|\w_\w")
 _DIGITS = re.compile(r"\d+")
 
 
-def summary_worthy(sentences: list[Sentence]) -> list[Sentence]:
+_BIBLIOGRAPHY = re.compile(
+    r"^[ \t]*(?:\d+\.?[ \t]+)?(?:references|bibliography|works cited|참고[ \t]*문헌)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NEXT_SECTION = re.compile(
+    # "A Contributions", "B.1 Large Language Models", "8 Conclusion"
+    r"^(?:[A-Z](?:\.\d+)*|\d+(?:\.\d+)*)\.?[ \t]+[A-Z][^\n]{0,60}$"
+    r"|^[ \t]*(?i:appendix|appendices|supplementary material|부록)\b[^\n]{0,60}$",
+    re.MULTILINE,
+)
+_REFERENCE_ENTRY = re.compile(
+    r"\barXiv(?::|\s+preprint)|\bIn Proceedings\b|\bProceedings of the\b|doi\.org/|\bdoi:"
+)
+
+
+def bibliography(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` that are a reference list.
+
+    Each runs from a "References" (or "참고문헌") heading to the next section heading
+    ("A Contributions", "Appendix"), or to the end: a paper's appendix stays in.
+    """
+    spans = []
+    for heading in _BIBLIOGRAPHY.finditer(text):
+        after = _NEXT_SECTION.search(text, heading.end())
+        spans.append((heading.end(), after.start() if after else len(text)))
+    return spans
+
+
+def summary_worthy(sentences: list[Sentence], document_text: str = "") -> list[Sentence]:
     """The sentences a reader wants in a summary: prose, said once.
 
     Left out: code and shell fragments (symbols such as ``{ } ; | $ =`` or calls),
-    short pieces, lines that are mostly numbers (table rows), and boilerplate that
-    repeats across the document with only its numbers changed ("Page 3 report.").
-    When nothing is left, the sentences are returned as they were.
+    short pieces, lines that are mostly numbers (table rows), boilerplate that
+    repeats across the document with only its numbers changed ("Page 3 report."),
+    and the reference list (a paper's summary once ended on "Ze Liu, Han Hu, ... et al.
+    2023."): sentences inside a bibliography of `document_text` (which their offsets
+    point into) or citing arXiv, proceedings or a DOI. When nothing is left, the
+    sentences are returned as they were.
     """
+    spans = bibliography(document_text) if document_text else []
 
     def key(text: str) -> str:
         return _DIGITS.sub("#", " ".join(text.lower().split()))
@@ -47,6 +79,8 @@ def summary_worthy(sentences: list[Sentence]) -> list[Sentence]:
         prose = len(_LETTERS.findall(text)) / visible >= 0.75
         long_enough = len(text) >= 40 and (len(text.split()) >= 6 or has_hangul(text))
         code = len(_CODE.findall(text)) >= 2
-        if prose and long_enough and not code and counts[key(text)] < 3:
+        cited = any(start <= s.start < end for start, end in spans)
+        cited = cited or _REFERENCE_ENTRY.search(text) is not None
+        if prose and long_enough and not code and not cited and counts[key(text)] < 3:
             out.append(s)
     return out or sentences

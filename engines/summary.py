@@ -414,7 +414,7 @@ def _sentences_by_chunk(index, document: DocumentRecord) -> dict[int, list]:
             text = text[: chunk.char_start].ljust(chunk.char_start) + chunk.text
         starts = [c.char_start for c in chunks]
         grouped: dict[int, list] = {}
-        for sentence in summary_worthy(split_sentences(text)):
+        for sentence in summary_worthy(split_sentences(text), text):
             position = max(bisect.bisect_right(starts, sentence.start) - 1, 0)
             grouped.setdefault(chunks[position].index, []).append(sentence)
         if len(_sentence_cache) > 64:
