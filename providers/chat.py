@@ -73,12 +73,16 @@ def make_chat_model(ctx: Context) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
 
         from adaptsum.providers.tokens import seed_tiktoken_cache
+        from adaptsum.state.context import on_server
 
         base_url = ctx.chat_base_url.strip()
         key = openai_api_key(
             "ADAPTSUM_CHAT_API_KEY",
             base_url,
-            f"chat model 'openai:{model}' needs OPENAI_API_KEY (or set chat_base_url "
+            f"chat model 'openai:{model}' needs OPENAI_API_KEY, which this server's "
+            "operator has not set (use engine 'extractive')"
+            if on_server()
+            else f"chat model 'openai:{model}' needs OPENAI_API_KEY (or set chat_base_url "
             "to an OpenAI-compatible server, or use --engine extractive)",
         )
         # langchain-openai counts tokens with tiktoken; keep that offline.

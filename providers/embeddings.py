@@ -182,11 +182,15 @@ def _openai_embeddings(model: str, base_url: str) -> tuple[Embeddings, Embedding
     from langchain_openai import OpenAIEmbeddings
 
     from adaptsum.providers.tokens import seed_tiktoken_cache
+    from adaptsum.state.context import on_server
 
     key = openai_api_key(
         "ADAPTSUM_EMBEDDINGS_API_KEY",
         base_url,
-        f"embeddings 'openai:{model}' need OPENAI_API_KEY (or set embeddings_base_url "
+        f"embeddings 'openai:{model}' need OPENAI_API_KEY, which this server's operator has "
+        "not set (leave embeddings at the server's default)"
+        if on_server()
+        else f"embeddings 'openai:{model}' need OPENAI_API_KEY (or set embeddings_base_url "
         "to an OpenAI-compatible server)",
     )
     # OpenAI's own models are length-checked with tiktoken's cl100k_base; make that offline.

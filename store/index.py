@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
 from adaptsum.ingest.terms import Translations, korean_words, neutral_terms
-from adaptsum.state.context import Context
+from adaptsum.state.context import Context, on_server
 from adaptsum.store.catalog import (
     ChunkRecord,
     DocumentRecord,
@@ -503,8 +503,9 @@ class DocumentIndex:
                 if d.doc_id.startswith(ref) or d.source == as_path or Path(d.source).name == ref
             ]
             if not hits:
+                where = "the ids your index runs returned" if on_server() else "`adaptsum docs`"
                 raise AdaptsumError(
-                    f"no indexed document matches {ref!r} (see `adaptsum docs`; "
+                    f"no indexed document matches {ref!r} (see {where}; "
                     f"embeddings {self.info.spec})"
                 )
             out.extend(h for h in hits if h not in out)

@@ -97,3 +97,25 @@ def test_the_key_goes_only_to_the_operators_endpoint(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ADAPTSUM_SERVER", "1")
     monkeypatch.setenv(own, "sk-own")
     assert openai_api_key(own, "http://attacker:9/v1", "x") == NO_KEY
+
+
+def test_a_server_user_is_not_told_to_use_settings_only_the_operator_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a key, the llm engine's error told a remote user to set chat_base_url (an
+    operator setting the server refuses) or to pass --engine (a CLI flag)."""
+    from adaptsum.providers.chat import make_chat_model
+    from adaptsum.providers.embeddings import make_embeddings
+
+    for name in ("OPENAI_API_KEY", "ADAPTSUM_CHAT_API_KEY", "ADAPTSUM_EMBEDDINGS_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ADAPTSUM_SERVER", "1")
+    for make, context in (
+        (make_chat_model, Context(engine="llm")),
+        (make_embeddings, Context(embeddings="openai:text-embedding-3-large")),
+    ):
+        with pytest.raises(ConfigError) as failed:
+            make(context)
+        message = str(failed.value)
+        assert "operator has not set" in message, message
+        assert "base_url" not in message and "--" not in message, message
