@@ -143,7 +143,9 @@ def _eligible(argv: Sequence[str]) -> Path | None:
     from adaptsum.cli import _cmd_ask, _context, _parser
 
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
+        # --help and --version print on stdout and exit: silence both streams, or the
+        # in-process run that follows prints them a second time.
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             args = _parser().parse_args(list(argv))
         ctx = _context(args)
     except (SystemExit, Exception):  # usage errors are reported by the in-process run

@@ -209,3 +209,20 @@ def test_what_the_worker_never_serves(data: Path, monkeypatch: pytest.MonkeyPatc
     os.chmod(data / "worker", 0o755)
     (data / "worker" / "ask.sock").touch()
     assert worker.handoff(ask) is None
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["index", "--help"], ["--version"]])
+def test_help_and_version_print_once(argv: list[str], tmp_path: Path) -> None:
+    """The worker's check of the arguments let argparse print --help on stdout, and the
+    in-process run printed it again: every help text came out twice."""
+    env = {**os.environ, "ADAPTSUM_DATA_DIR": str(tmp_path), "ADAPTSUM_WORKER": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "adaptsum.cli", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
+    first_line = out.splitlines()[0]
+    assert out.count(first_line) == 1, out
