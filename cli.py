@@ -164,18 +164,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"adaptsum {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("index", parents=[common], help="index PDF files or folders of PDFs")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument(
+    password = argparse.ArgumentParser(add_help=False)
+    password.add_argument(
         "--password",
         help="password of encrypted PDFs (default: $ADAPTSUM_PDF_PASSWORD); never stored",
     )
+
+    p = sub.add_parser(
+        "index", parents=[common, password], help="index PDF files or folders of PDFs"
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=_cmd_index)
 
     p = sub.add_parser(
         "ask",
-        parents=[common, engine],
+        parents=[common, engine, password],
         help="answer a question about PDFs (indexed on demand), with page citations",
     )
     p.add_argument(
@@ -200,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "summarize",
-        parents=[common, engine],
+        parents=[common, engine, password],
         help="summarize a PDF (indexed on demand): stuff, map-reduce or refine, with citations",
     )
     p.add_argument("document", metavar="PDF_OR_DOC")
@@ -511,6 +515,9 @@ def _run_graph(
 ) -> int:
     """Run (or resume) a thread, show progress and streamed text, then the result."""
     import uuid
+
+    if args.password:  # for the PDFs this run indexes on demand; never in state or context
+        os.environ["ADAPTSUM_PDF_PASSWORD"] = args.password
 
     from langchain_core.messages import AIMessageChunk
     from langgraph.types import Command

@@ -150,7 +150,7 @@ def _eligible(argv: Sequence[str]) -> Path | None:
         ctx = _context(args)
     except (SystemExit, Exception):  # usage errors are reported by the in-process run
         return None
-    if args.run is not _cmd_ask or ctx.engine != "extractive" or args.verbose:
+    if args.run is not _cmd_ask or ctx.engine != "extractive" or args.verbose or args.password:
         return None
     return ctx.data_path.expanduser().resolve()
 

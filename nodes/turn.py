@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -118,7 +119,9 @@ def index_document(index, ref: Any, progress: Callable[..., None]) -> IndexRepor
         Path(ref).expanduser().exists() or Path(ref).expanduser().is_symlink()
     ):  # a broken or looping link is indexed so that its error names it
         return index.index_file(
-            Path(ref).expanduser(), progress=partial(progress, name=Path(ref).name)
+            Path(ref).expanduser(),
+            progress=partial(progress, name=Path(ref).name),
+            password=os.environ.get("ADAPTSUM_PDF_PASSWORD") or None,  # the CLI's --password
         )
     else:
         return None

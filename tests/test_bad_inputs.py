@@ -95,17 +95,29 @@ def test_links_pipes_and_odd_names_in_one_batch(
 
 
 def test_encrypted_pdf_with_password(
-    capsys: pytest.CaptureFixture[str], bad_pdfs: dict[str, Path], tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    bad_pdfs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """`ask` on an encrypted PDF said "give it with --password", then rejected the flag."""
     pdf = str(bad_pdfs["encrypted"])
     data = str(tmp_path / "data")
     code, _, err = run(capsys, "index", pdf, "--data-dir", data)
     assert code == 1 and "a password is needed to read it (give it with --password)" in err
     code, _, err = run(capsys, "index", pdf, "--password", "wrong", "--data-dir", data)
     assert code == 1 and err.strip().endswith(f"{pdf}: encrypted PDF: wrong password")
+    # ask and summarize index on demand: the error's advice works there too
+    monkeypatch.delenv("ADAPTSUM_PDF_PASSWORD", raising=False)  # restored after the test
+    monkeypatch.setenv("ADAPTSUM_WORKER", "0")
+    code, _, err = run(capsys, "ask", pdf, "What is this about?", "--data-dir", data)
+    assert code == 1 and "(give it with --password)" in err
+    args = ["ask", pdf, "What is this about?", "--password", "secret", "--data-dir", data]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
     code, out, err = run(capsys, "index", pdf, "--password", "secret", "--data-dir", data)
     assert code == 0, err
-    assert out.startswith("indexed ")
+    assert out.startswith("unchanged ") or out.startswith("indexed "), out
 
 
 def test_windows_are_sized_by_the_models_own_count(tmp_path: Path) -> None:
