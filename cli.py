@@ -541,6 +541,11 @@ def _run_graph(
     pending = tuple(t.name for t in snapshot.tasks) if snapshot else ()
     if pending:
         print(f"resuming thread {thread} at {', '.join(pending)}", file=sys.stderr)
+    elif snapshot is not None and not snapshot.values:  # a mistyped id would start afresh
+        print(
+            f"thread {thread} is new: there is no earlier turn in {ctx.data_path} to continue",
+            file=sys.stderr,
+        )
     else:
         print(f"thread {thread} (resume with --thread {thread})", file=sys.stderr)
     interactive = not args.json and sys.stderr.isatty()

@@ -460,15 +460,16 @@ def _cli(data_dir: Path, *args: str) -> dict:
         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return {**json.loads(done.stdout), "stderr": done.stderr}
 
 
 def test_follow_up_on_a_thread_after_restart(tmp_path: Path) -> None:
     first = _cli(tmp_path, str(KO_SAMPLE), "한글은 누가 만들었나요?", "--thread", "conv")
     assert first["thread_id"] == "conv" and first["route"] == "answer"
+    assert "thread conv is new: there is no earlier turn" in first["stderr"]  # a typo shows
     # A new process continues the thread from the SQLite checkpoint.
     second = _cli(tmp_path, str(KO_SAMPLE), "그 사람은 몇 번째 임금이었나요?", "--thread", "conv")
-    assert second["route"] == "answer"
+    assert second["route"] == "answer" and "is new" not in second["stderr"]
     assert any("제4대 임금" in c["evidence"] for c in second["citations"])
     ctx = Context(data_dir=str(tmp_path))
     state = (
