@@ -129,7 +129,17 @@ def _model_id(ctx: Context, chat_model: BaseChatModel | None) -> str:
 
 
 def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
-    """Choose stuff, map-reduce or refine from the document's size and the request; say why."""
+    """Choose stuff, map-reduce or refine from the document's size and the request; say why.
+
+    Raises:
+        InputError: the turn asks for certain pages; a summary covers a whole document,
+            and summarizing it all while the pages were asked for would mislead.
+    """
+    if state.pages:
+        raise InputError(
+            f"pages {state.pages}: a summary covers a whole document; pages narrow questions "
+            "only (ask a question about those pages, or summarize without pages)"
+        )
     ctx = runtime.context
     index = index_for(ctx)
     document = _document(state, ctx)

@@ -401,6 +401,15 @@ def test_a_summary_in_another_language_than_the_askers_says_it_quotes(
     assert not english["answer"].startswith(QUOTED_SUMMARY_INTRO["en"])
 
 
+def test_a_summary_of_certain_pages_is_refused_rather_than_covering_all(
+    graph, samples_index: DocumentIndex
+) -> None:
+    """`--pages 6-7` with a summary request summarized the whole document, citing pages
+    far from the ones asked for."""
+    with pytest.raises(AdaptsumError, match="pages 2: a summary covers a whole document"):
+        ask(graph, samples_index, "Summarize this document", documents=[EN_SAMPLE.name], pages="2")
+
+
 @pytest.mark.parametrize(
     ("request_text", "stop_before"),
     [
