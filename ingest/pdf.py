@@ -36,6 +36,12 @@ _CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _HYPHENATED = re.compile(r"([a-z])-\n([a-z])")
+_ARXIV_STAMP = re.compile(
+    r"[ \t]*\n?arXiv:\d{4}\.\d{4,5}(?:v\d+)?[ \t]*\[[\w.\-]+\]"
+    r"[ \t]*\d{1,2}[ \t]+[A-Z][a-z]{2}[ \t]+\d{4}"
+)
+"""The identifier arXiv prints up the margin of page 1 ("arXiv:2004.04906v3 [cs.CL] 30 Sep
+2020"): MuPDF reads it into the middle of the nearest sentence."""
 # ﬁ, ﬂ, ﬀ, ...; and the Hebrew and Arabic presentation forms (shaped glyphs, e.g. ﺗﻘﻊ)
 # that many RTL PDFs map their text to: folded to the letters a reader types.
 _LIGATURES = re.compile(r"[\ufb00-\ufb06\ufb1d-\ufb4f\ufb50-\ufdff\ufe70-\ufefe]")
@@ -317,13 +323,14 @@ def _glue(text: str, nxt: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """NFC, ligatures unfolded, hyphenation at line ends undone, whitespace collapsed.
+    """NFC, ligatures and line-end hyphens undone, arXiv's stamp dropped, spaces collapsed.
 
     Not NFKC: it would turn Hangul compatibility jamo (ㄱ, ㅡ) into conjoining ones.
     """
     text = unicodedata.normalize("NFC", text)
     text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     text = _HYPHENATED.sub(r"\1\2", text)
+    text = _ARXIV_STAMP.sub("", text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _MANY_NEWLINES.sub("\n\n", text).strip()

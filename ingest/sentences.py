@@ -25,6 +25,7 @@ _ABBREVIATION = re.compile(
 period after them is not a boundary, or a paper's sentence is quoted in two halves."""
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\u0e00-\u0e7f]")
 """Kana, Han and Thai letters: scripts written without spaces between words."""
+_LETTER = re.compile(r"[^\W\d_]")
 _MIN_CHARS = 12
 _TERMINAL = tuple(".!?。！？:;)\"'”’")
 
@@ -55,7 +56,10 @@ def split_sentences(text: str) -> list[Sentence]:
         # where words are not spaced (Japanese, Chinese), two letters count as a word
         words = max(len(piece.split()), len(_UNSPACED.findall(piece)) // 2)
         heading = words < 8 and not piece.endswith(_TERMINAL)
-        if len(piece) >= _MIN_CHARS and words >= 3 and not heading:
+        # "86 CHILD_MAX ." (a book's index) or "10.7 billion.": fewer than two words
+        lettered = sum(1 for w in piece.split() if _LETTER.search(w)) >= 2
+        lettered = lettered or _UNSPACED.search(piece) is not None
+        if len(piece) >= _MIN_CHARS and words >= 3 and not heading and lettered:
             start = text.index(piece, pos)
             out.append(Sentence(piece, start, start + len(piece)))
         if match:

@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 # Bump when what is indexed for the same settings changes (chunk boundaries, or the
 # vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector;
-# 6: a sentence goes on after "et al.", "e.g." and other abbreviations, and Kiwi decides
-# whether a Korean line break was a space.
+# 6: a sentence goes on after "et al.", "e.g." and other abbreviations, Kiwi decides
+# whether a Korean line break was a space, arXiv's margin stamp is dropped, and a piece
+# with fewer than two words ("86 CHILD_MAX .") is no sentence.
 SPLITTER_VERSION = "6"
 
 

@@ -76,6 +76,9 @@ def test_normalise_rejoins_hyphenation_and_collapses_space() -> None:
     assert normalise("Qwen2.5-\n72B") == "Qwen2.5-\n72B"  # a real hyphen before a digit stays
     assert normalise("ﬁne") == "fine"
     assert normalise("a\n\n\n\nb") == "a\n\nb"
+    # arXiv's margin stamp, read into the middle of a sentence of the DPR paper
+    stamped = "multiple open-domain arXiv:2004.04906v3 [cs.CL] 30 Sep 2020 QA datasets"
+    assert normalise(stamped) == "multiple open-domain QA datasets"
 
 
 def test_title_falls_back_to_first_line(tmp_path: Path) -> None:

@@ -95,3 +95,16 @@ def test_a_papers_reference_list_is_not_summarized_but_its_appendix_is() -> None
         "Our experiments show that the model is both faster and more accurate than before.",
         "The first author designed the model and wrote most of the training code for it.",
     ]
+
+
+def test_a_books_index_entries_are_not_sentences() -> None:
+    """The Bash manual's index ("86 CHILD_MAX .") was quoted as the answer, ahead of the
+    sentence on page 96 that gives the value. Text without spaces keeps its sentences."""
+    text = (
+        "86 CHILD_MAX .\n53 builtin .\nThe value is 10.7 billion.\n"
+        "東京タワーの高さは333メートルです。"
+    )
+    assert [s.text for s in split_sentences(text)] == [
+        "The value is 10.7 billion.",
+        "東京タワーの高さは333メートルです。",
+    ]
