@@ -458,7 +458,7 @@ def _cmd_index(args: argparse.Namespace, ctx: Context) -> int:
             bars.close()
             raise _Interrupted(
                 f"interrupted while indexing {_safe(name)}; documents already indexed are "
-                "kept, a half-written one never is: run the same command to resume"
+                "kept, a half-written one is not: run the same command to go on (it starts over)"
             ) from None
         bars.close()
         totals["pages"] += report.pages

@@ -266,7 +266,7 @@ def test_ctrl_c_during_index_prints_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 130, (proc.returncode, out, lines)
     assert after == [
         "adaptsum: error: interrupted while indexing long.pdf; documents already indexed are "
-        "kept, a half-written one never is: run the same command to resume"
+        "kept, a half-written one is not: run the same command to go on (it starts over)"
     ], lines
     assert out == ""  # no "indexed" line: the interrupt stopped the work
     # Measured at load 11 on 2 cores: about 0.1 s (an embedding batch there took 23 s).
