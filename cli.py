@@ -285,7 +285,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_doctor)
 
     p = sub.add_parser("search", parents=[common], help="show the chunks closest to a query")
-    p.add_argument("query")
+    p.add_argument("query", type=_text)
     p.add_argument("-k", type=_at_least(1), help="how many chunks (default 5)")
     p.add_argument(
         "--doc",
@@ -319,6 +319,13 @@ def _at_least(low: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _text(raw: str) -> str:
+    """An argparse type: text with something in it (an empty query matches nothing)."""
+    if not raw.strip():
+        raise argparse.ArgumentTypeError("is empty")
+    return raw
 
 
 def _pages(raw: str) -> str:

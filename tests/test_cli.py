@@ -129,6 +129,9 @@ def test_bad_flags_are_one_line(capsys: pytest.CaptureFixture[str], data_dir: Pa
     assert "adaptsum search: error: argument --pages: expected 1 <= N <= M, got '5-2'" in err
     code, _, err = run(capsys, "search", "x", "--data-dir", str(data_dir))
     assert code == 1 and "nothing is indexed yet" in err
+    with pytest.raises(SystemExit) as exited:  # an empty query matched every chunk, exit 0
+        run(capsys, "search", " ", "--data-dir", str(data_dir))
+    assert exited.value.code == 2 and "argument query: is empty" in capsys.readouterr().err
 
 
 def test_env_var_sets_the_data_dir(
