@@ -56,9 +56,10 @@ def split_sentences(text: str) -> list[Sentence]:
         # where words are not spaced (Japanese, Chinese), two letters count as a word
         words = max(len(piece.split()), len(_UNSPACED.findall(piece)) // 2)
         heading = words < 8 and not piece.endswith(_TERMINAL)
-        # "86 CHILD_MAX ." (a book's index) or "10.7 billion.": fewer than two words
+        # "86 CHILD_MAX ." (a book's index) or "10.7 billion.": fewer than two words; a
+        # table row ("에너지바우처 | 230,556 | 685,606") is one label and its figures
         lettered = sum(1 for w in piece.split() if _LETTER.search(w)) >= 2
-        lettered = lettered or _UNSPACED.search(piece) is not None
+        lettered = lettered or " | " in piece or _UNSPACED.search(piece) is not None
         if len(piece) >= _MIN_CHARS and words >= 3 and not heading and lettered:
             start = text.index(piece, pos)
             out.append(Sentence(piece, start, start + len(piece)))

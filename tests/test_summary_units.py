@@ -102,9 +102,11 @@ def test_a_books_index_entries_are_not_sentences() -> None:
     sentence on page 96 that gives the value. Text without spaces keeps its sentences."""
     text = (
         "86 CHILD_MAX .\n53 builtin .\nThe value is 10.7 billion.\n"
-        "東京タワーの高さは333メートルです。"
+        "東京タワーの高さは333メートルです。\n"
+        "에너지바우처 | 230,556 | 190,963 | 685,606 | 494,643 | 259.0"
     )
     assert [s.text for s in split_sentences(text)] == [
         "The value is 10.7 billion.",
         "東京タワーの高さは333メートルです。",
+        "에너지바우처 | 230,556 | 190,963 | 685,606 | 494,643 | 259.0",  # a row holds answers
     ]
