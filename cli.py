@@ -520,11 +520,29 @@ def _cmd_summarize(args: argparse.Namespace, ctx: Context) -> int:
 def _run_graph(
     args: argparse.Namespace, ctx: Context, payload: dict[str, Any], stream_nodes: set[str]
 ) -> int:
+    """Run the turn with `--password` in the environment for the PDFs it indexes on demand.
+
+    The password never enters state or context (both are checkpointed), and it is gone
+    again when the turn ends, also for a caller that runs `main` in-process.
+    """
+    if not args.password:
+        return _run_turn(args, ctx, payload, stream_nodes)
+    before = os.environ.get("ADAPTSUM_PDF_PASSWORD")
+    os.environ["ADAPTSUM_PDF_PASSWORD"] = args.password
+    try:
+        return _run_turn(args, ctx, payload, stream_nodes)
+    finally:
+        if before is None:
+            os.environ.pop("ADAPTSUM_PDF_PASSWORD", None)
+        else:
+            os.environ["ADAPTSUM_PDF_PASSWORD"] = before
+
+
+def _run_turn(
+    args: argparse.Namespace, ctx: Context, payload: dict[str, Any], stream_nodes: set[str]
+) -> int:
     """Run (or resume) a thread, show progress and streamed text, then the result."""
     import uuid
-
-    if args.password:  # for the PDFs this run indexes on demand; never in state or context
-        os.environ["ADAPTSUM_PDF_PASSWORD"] = args.password
 
     from langchain_core.messages import AIMessageChunk
     from langgraph.types import Command

@@ -108,13 +108,14 @@ def test_encrypted_pdf_with_password(
     code, _, err = run(capsys, "index", pdf, "--password", "wrong", "--data-dir", data)
     assert code == 1 and err.strip().endswith(f"{pdf}: encrypted PDF: wrong password")
     # ask and summarize index on demand: the error's advice works there too
-    monkeypatch.delenv("ADAPTSUM_PDF_PASSWORD", raising=False)  # restored after the test
+    monkeypatch.delenv("ADAPTSUM_PDF_PASSWORD", raising=False)
     monkeypatch.setenv("ADAPTSUM_WORKER", "0")
     code, _, err = run(capsys, "ask", pdf, "What is this about?", "--data-dir", data)
     assert code == 1 and "(give it with --password)" in err
     args = ["ask", pdf, "What is this about?", "--password", "secret", "--data-dir", data]
     code, out, err = run(capsys, *args)
     assert code == 0, err
+    assert "ADAPTSUM_PDF_PASSWORD" not in os.environ  # later runs in this process get none
     code, out, err = run(capsys, "index", pdf, "--password", "secret", "--data-dir", data)
     assert code == 0, err
     assert out.startswith("unchanged ") or out.startswith("indexed "), out
