@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -145,10 +146,15 @@ class DocumentRecord:
     page_offsets: str
     """JSON [[page, first character offset], ...] of the joined text, to place sentences."""
 
+    @cached_property
+    def _page_starts(self) -> list[list[int]]:
+        """`page_offsets` parsed once: every quoted sentence asks for its pages."""
+        return json.loads(self.page_offsets)
+
     def page_of(self, offset: int) -> int:
         """The page holding character `offset` of the document's joined text."""
         page = 1
-        for number, start in json.loads(self.page_offsets):
+        for number, start in self._page_starts:
             if start > offset:
                 break
             page = number
