@@ -100,6 +100,11 @@ def shown_name(source: str | Path) -> str:
     return str(source)
 
 
+def shown_file(source: str | Path) -> str:
+    """The file name part of `shown_name`, to name a document in a message."""
+    return Path(shown_name(source)).name
+
+
 def _store(data: bytes, name: str, directory: Path) -> Path:
     """Write the bytes under a content-hash name (same bytes, same file) atomically."""
     directory.mkdir(parents=True, exist_ok=True)

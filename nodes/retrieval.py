@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -10,7 +9,7 @@ from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
 from adaptsum.errors import AdaptsumError
-from adaptsum.ingest.fetch import shown_name
+from adaptsum.ingest.fetch import shown_file
 from adaptsum.nodes.retry import last_attempt, run_deadline
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
@@ -146,7 +145,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                     page_start=hit.chunk.page_start,
                     page_end=hit.chunk.page_end,
                     score=round(hit.score, 4),
-                    file=Path(shown_name(hit.document.source)).name,
+                    file=shown_file(hit.document.source),
                 )
     glosses: dict[str, str] = {}  # revision -> the question in that document's words
     if rerank:
@@ -174,7 +173,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                         page_start=hit.chunk.page_start,
                         page_end=hit.chunk.page_end,
                         score=round(hit.score, 4),
-                        file=Path(shown_name(hit.document.source)).name,
+                        file=shown_file(hit.document.source),
                     ),
                 )
     if rerank:

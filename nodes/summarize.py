@@ -15,7 +15,6 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -40,7 +39,7 @@ from adaptsum.engines.summary import (
     summary_citations,
 )
 from adaptsum.errors import AdaptsumError, InputError
-from adaptsum.ingest.fetch import shown_name
+from adaptsum.ingest.fetch import shown_file
 from adaptsum.nodes.answer import reply_language
 from adaptsum.nodes.budget import (
     MAX_PAUSES,
@@ -183,7 +182,7 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
     return {
         "token_budget": plan.get("approved_max_tokens") or state.token_budget,
         "summary_revision": document.revision,
-        "summary_file": Path(shown_name(document.source)).name,
+        "summary_file": shown_file(document.source),
         "summary_chunks": len(chunks),
         "summary_plan": plan,
         "partials": None,  # clears them (see merge_partials)

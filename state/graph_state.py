@@ -36,7 +36,9 @@ class Retrieved(TypedDict):
 
 def files_of(hits: list[Retrieved]) -> dict[str, str]:
     """File name per revision of retrieved chunks, to name a document that changed."""
-    return {h["chunk_id"].rpartition(":")[0]: h["file"] for h in hits if h.get("file")}
+    from adaptsum.store.catalog import parse_chunk_id
+
+    return {parse_chunk_id(h["chunk_id"])[0]: h["file"] for h in hits if h.get("file")}
 
 
 class Grade(TypedDict):
