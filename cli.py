@@ -199,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_at_least(0),
         help="parallel model calls (default 8; 0: unbounded; match a local server's --parallel)",
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_ask)
 
@@ -240,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_at_least(0),
         help="parallel model calls (default 8, for API rate limits; 0: unbounded)",
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_summarize)
 
@@ -271,6 +273,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("docs", parents=[common], help="list indexed documents")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_docs)
+
+    p = sub.add_parser(
+        "remove",
+        parents=[common],
+        help="remove indexed documents: their chunks, vectors and glossaries (not the PDFs)",
+    )
+    p.add_argument(
+        "refs", nargs="+", metavar="DOC", help="id (or prefix), file name or path; see `docs`"
+    )
+    p.set_defaults(run=_cmd_remove)
 
     p = sub.add_parser(
         "doctor",
@@ -573,7 +585,7 @@ def _run_turn(
         )
     else:
         print(f"thread {thread} (resume with --thread {thread})", file=sys.stderr)
-    interactive = not args.json and sys.stderr.isatty()
+    interactive = not args.json and not args.no_progress and sys.stderr.isatty()
     bars = _Bars("", enabled=interactive)
     summary_bar = _SummaryBar(enabled=interactive)
     streamed = _TokenPrinter(enabled=not args.json and ctx.engine == "llm")
@@ -852,6 +864,14 @@ def _cmd_docs(args: argparse.Namespace, ctx: Context) -> int:
             f"{d.collection.removeprefix('adaptsum-'):28}  {_safe(d.title)} — "
             f"{_safe(Path(d.source).name)}"
         )
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
+    from adaptsum.store.index import DocumentIndex
+
+    for d in DocumentIndex(ctx).remove(args.refs):
+        print(f"removed {d.doc_id}  {_safe(d.title)} — {_safe(Path(d.source).name)}")
     return 0
 
 

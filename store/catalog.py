@@ -456,6 +456,43 @@ class Catalog:
         with self.engine.begin() as db:
             db.execute(sa.delete(_pending).where(*condition))
 
+    def retire_revisions(
+        self, collection: str, revisions: Iterable[str], owner: str | None = None
+    ) -> list[str]:
+        """Take revisions out of the live set in one transaction; those that were live.
+
+        Their records, chunk text and cached sentence vectors go at once, so no search or
+        run sees half a document; their vectors become pending under `owner`, who deletes
+        them next (or, if it dies, whoever finds the lease expired), as a replaced
+        revision's do.
+        """
+        owner = owner or new_owner()
+        retired: list[str] = []
+        with self._exclusive.begin() as db:
+            now = time.time()
+            for revision in dict.fromkeys(revisions):
+                gone = db.execute(
+                    sa.delete(_documents).where(
+                        _documents.c.collection == collection, _documents.c.revision == revision
+                    )
+                ).rowcount
+                if not gone:
+                    continue
+                db.execute(
+                    sa.delete(_chunks).where(
+                        _chunks.c.collection == collection, _chunks.c.revision == revision
+                    )
+                )
+                db.execute(
+                    sa.delete(_sentence_vectors).where(
+                        _sentence_vectors.c.collection == collection,
+                        _sentence_vectors.c.chunk_id.like(f"{revision}:%"),
+                    )
+                )
+                db.execute(_upsert(db, _pending, self._mark(collection, revision, owner, now)))
+                retired.append(revision)
+        return retired
+
     def commit_revision(
         self, record: DocumentRecord, chunks: list[ChunkRecord], owner: str | None = None
     ) -> list[str]:

@@ -483,6 +483,26 @@ class DocumentIndex:
         self.vectorstore.delete(where={"revision": {"$in": list(revisions)}})
         self.catalog.forget_pending(self.collection, revisions, owner)
 
+    def remove(self, refs: Sequence[str]) -> list[DocumentRecord]:
+        """Take documents out of the index: their chunks, vectors and glossaries; the removed.
+
+        The catalogue drops them in one transaction first, so a search sees each document
+        whole or not at all; a crash before the vectors are deleted leaves them pending,
+        and the next writer deletes them. A run paused on a removed document stops with
+        a clear error when it resumes (see `live_chunks`).
+
+        Raises:
+            AdaptsumError: a reference matches no indexed document; nothing is removed.
+        """
+        documents = self.resolve(refs)
+        owner = new_owner()
+        retired = self.catalog.retire_revisions(
+            self.collection, [d.revision for d in documents], owner
+        )
+        self._delete_vectors(retired, owner)
+        self.glossary.discard_except({d.revision for d in self.documents()})
+        return [d for d in documents if d.revision in retired]
+
     # -- reading -------------------------------------------------------------------
     def documents(self) -> list[DocumentRecord]:
         """Documents indexed with the configured embeddings."""

@@ -71,6 +71,50 @@ def test_index_docs_search(capsys: pytest.CaptureFixture[str], data_dir: Path) -
     assert all(h["page_start"] == 1 for h in hits)
 
 
+def test_remove_takes_a_document_out_whole(
+    capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    """`remove` leaves no chunk, vector, BM25 entry or glossary of the document behind,
+    keeps the others, refuses an unknown name without touching anything, and the file
+    can be indexed again."""
+    from adaptsum.state.context import Context
+    from adaptsum.store.index import DocumentIndex
+
+    code, _, err = run(capsys, "index", str(EXAMPLES), "--data-dir", str(data_dir))
+    assert code == 0, err
+    index = DocumentIndex(Context(data_dir=str(data_dir)))
+    korean, webb = sorted(index.documents(), key=lambda d: d.language != "ko")
+    assert list((data_dir / "glossary").rglob("*.npz"))  # Webb's, kept throughout
+
+    code, _, err = run(capsys, "remove", "nowhere.pdf", "--data-dir", str(data_dir))
+    assert code == 1 and "no indexed document matches 'nowhere.pdf'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert len(index.documents()) == 2
+
+    code, out, err = run(capsys, "remove", KO_SAMPLE.name, "--data-dir", str(data_dir))
+    assert code == 0, err
+    assert out.startswith(f"removed {korean.doc_id}")
+    index = DocumentIndex(Context(data_dir=str(data_dir)))
+    assert [d.doc_id for d in index.documents()] == [webb.doc_id]
+    assert index.catalog.chunk_count(index.collection, korean.revision) == 0
+    assert not index.vectorstore.get(where={"revision": korean.revision}, include=[])["ids"]
+    assert index.vectorstore.get(where={"revision": webb.revision}, include=[])["ids"]
+    assert index.catalog.pending_holder(index.collection, korean.revision) is None
+    hits = index.search("한글은 누가 만들었나?", k=5)
+    assert hits and {h.document.doc_id for h in hits} == {webb.doc_id}
+    assert all(
+        not cid.startswith(korean.revision)
+        for cid, _ in index.lexical.search("한글 세종", 10, {korean.revision, webb.revision})
+    )
+    assert list((data_dir / "glossary").rglob(f"{webb.revision}*.npz"))
+
+    code, _, err = run(capsys, "remove", korean.doc_id, "--data-dir", str(data_dir))
+    assert code == 1 and "no indexed document matches" in err
+    code, out, err = run(capsys, "index", str(KO_SAMPLE), "--data-dir", str(data_dir))
+    assert code == 0 and "indexed " in out, err
+    assert len(DocumentIndex(Context(data_dir=str(data_dir))).documents()) == 2
+
+
 @pytest.mark.parametrize("kind", list(EXPECTED_PROBLEMS))
 def test_bad_input_one_line_and_index_intact(
     kind: str,
@@ -171,3 +215,58 @@ def test_ask_errors_are_one_line(
     assert code == 1 and error_lines(err) == 1 and "OPENAI_API_KEY" in err
     code, _, err = run(capsys, "ask", str(KO_SAMPLE), "  ", "--data-dir", str(data_dir))
     assert code == 1 and "request is empty" in err
+
+
+def _stderr_on_a_terminal(args: list[str], data_dir: Path) -> str:
+    """What the console script writes to a terminal's stderr, the way a user sees it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    exe = Path(sys.executable).with_name("adaptsum")
+    env = {**os.environ, "ADAPTSUM_DATA_DIR": str(data_dir), "ADAPTSUM_WORKER": "0"}
+    controller, terminal = pty.openpty()
+    # a terminal of 80 columns: tqdm draws nothing on one of width 0
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    read: list[bytes] = []
+
+    def drain() -> None:  # a terminal's buffer is small: read while the command writes
+        while True:
+            try:
+                data = os.read(controller, 4096)
+            except OSError:  # the command closed its end
+                return
+            if not data:
+                return
+            read.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            [str(exe), *args], stderr=terminal, stdout=subprocess.DEVNULL, env=env, timeout=180
+        )
+    finally:
+        os.close(terminal)
+    reader.join(timeout=10)
+    os.close(controller)
+    assert done.returncode == 0, b"".join(read).decode(errors="replace")
+    return b"".join(read).decode(errors="replace")
+
+
+def test_no_progress_silences_the_bars_of_ask_and_summarize(tmp_path: Path) -> None:
+    """On a terminal, ask and summarize draw bars while they index; --no-progress leaves
+    only their one-line messages (for screen readers and terminal recordings)."""
+    shown = _stderr_on_a_terminal(
+        ["ask", str(EN_SAMPLE), "When did Webb launch?"], tmp_path / "bars"
+    )
+    assert "embeddings" in shown and "%" in shown
+    for command in (
+        ["ask", str(EN_SAMPLE), "When did Webb launch?", "--no-progress"],
+        ["summarize", str(KO_SAMPLE), "--no-progress"],
+    ):
+        quiet = _stderr_on_a_terminal(command, tmp_path / command[0])
+        assert "embeddings" not in quiet and "%" not in quiet, quiet
+        assert quiet.startswith("thread "), quiet
