@@ -215,6 +215,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--style", choices=["prose", "bullets"], help="default: prose")
     p.add_argument("--lang", help="summary language, e.g. ko or en (default: the request's)")
     p.add_argument("--request", help="what to focus on (default: a plain summary request)")
+    p.add_argument(
+        "--pages", default="", type=_pages, help="summarize only these pages, e.g. 12-30"
+    )
     p.add_argument("--thread", help="resume or continue this thread (printed after every run)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; call no model")
     p.add_argument(
@@ -520,6 +523,7 @@ def _cmd_summarize(args: argparse.Namespace, ctx: Context) -> int:
     payload = {
         "request": args.request or "Summarize this document.",
         "documents": [args.document],
+        "pages": args.pages,
         "mode": "summarize",
         "strategy": args.strategy,
         "dry_run": args.dry_run,

@@ -323,7 +323,8 @@ class ExtractiveSummarizer:
         """Whole sentences that start in this chunk, with page, position and vector.
 
         Sentences are split on the document's text, not the chunk's, so a sentence cut
-        by a chunk boundary is still quoted whole, and overlapping chunks share none.
+        by a chunk boundary is still quoted whole, and overlapping chunks share none. A
+        chunk cut to a page range (`PageRange.clip`) keeps the sentences that start in it.
         """
         sentences = _sentences_by_chunk(self.index, document).get(chunk.index, [])
         if not sentences:
@@ -338,6 +339,7 @@ class ExtractiveSummarizer:
                 "vector": vectors[i].tolist(),
             }
             for i, s in enumerate(sentences)
+            if chunk.char_start <= s.start < chunk.char_end
         ]
 
     def map(

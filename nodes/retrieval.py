@@ -95,7 +95,7 @@ on recall@5.
 """
 
 
-def _check_pages(pages: PageRange, documents: list[DocumentRecord]) -> None:
+def check_pages(pages: PageRange, documents: list[DocumentRecord]) -> None:
     """A page range past the end of every document is the asker's mistake, not a refusal.
 
     Raises:
@@ -118,7 +118,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     index = index_for(ctx)
     pages = PageRange.parse(state.pages)
     if pages is not None:
-        _check_pages(pages, index.resolve(state.doc_ids) if state.doc_ids else index.documents())
+        check_pages(pages, index.resolve(state.doc_ids) if state.doc_ids else index.documents())
     rerank = ctx.engine == "extractive" and ctx.sentence_rerank
     depth = ctx.k * ctx.rerank_depth if rerank else ctx.k
     best: dict[str, Retrieved] = {}

@@ -10,6 +10,7 @@ finished task's checkpoint write lands as it finishes rather than after the step
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -51,6 +52,7 @@ from adaptsum.nodes.budget import (
 )
 from adaptsum.nodes.concurrency import fan_out_size, work_slot
 from adaptsum.nodes.progress import emit, reset_stage
+from adaptsum.nodes.retrieval import check_pages
 from adaptsum.nodes.retry import run_deadline
 from adaptsum.nodes.turn import exchange
 from adaptsum.providers.budget import (
@@ -72,6 +74,7 @@ from adaptsum.state.graph_state import (
     add_usage,
 )
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord, chunk_id, parse_chunk_id
+from adaptsum.store.index import PageRange
 
 _log = logging.getLogger(__name__)
 
@@ -110,6 +113,27 @@ def _document(state: State, ctx: Context) -> DocumentRecord:
     return index.resolve([doc_id])[0]
 
 
+def summary_chunks_of(index, document: DocumentRecord, pages: str) -> list[ChunkRecord]:
+    """The chunks a summary covers: the document's, or only their text on `pages`.
+
+    A chunk that runs across the range's edge is cut to the part on the range (see
+    `PageRange.clip`), so no quote or citation falls outside it; its token count is
+    scaled to what is left, for the plan's choice and estimate.
+    """
+    chunks = index.catalog.document_chunks(index.collection, document.revision)
+    if (selected := PageRange.parse(pages)) is None:
+        return chunks
+    out: list[ChunkRecord] = []
+    for chunk in chunks:
+        if chunk.page_end < selected.first or chunk.page_start > selected.last:
+            continue
+        cut = selected.clip(chunk, document)
+        if cut.text.strip():
+            share = len(cut.text) / max(len(chunk.text), 1)
+            out.append(dataclasses.replace(cut, tokens=max(1, round(chunk.tokens * share))))
+    return out
+
+
 def _one_of(state: State, ctx: Context, document: DocumentRecord) -> str:
     """The note that says which of several documents a summary covers, and how to choose."""
     count = len(state.doc_ids) or len(index_for(ctx).documents())
@@ -130,19 +154,22 @@ def _model_id(ctx: Context, chat_model: BaseChatModel | None) -> str:
 def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
     """Choose stuff, map-reduce or refine from the document's size and the request; say why.
 
+    With `pages`, only those pages are summarized (a chapter of a manual): the plan,
+    every strategy's input and the citations keep to them.
+
     Raises:
-        InputError: the turn asks for certain pages; a summary covers a whole document,
-            and summarizing it all while the pages were asked for would mislead.
+        InputError: the pages are past the document's end, or hold no text.
     """
-    if state.pages:
-        raise InputError(
-            f"pages {state.pages}: a summary covers a whole document; pages narrow questions "
-            "only (ask a question about those pages, or summarize without pages)"
-        )
     ctx = runtime.context
     index = index_for(ctx)
     document = _document(state, ctx)
-    chunks = index.catalog.document_chunks(index.collection, document.revision)
+    if (selected := PageRange.parse(state.pages)) is not None:
+        check_pages(selected, [document])
+    chunks = summary_chunks_of(index, document, state.pages)
+    if not chunks:
+        raise InputError(
+            f"pages {state.pages}: no text on these pages of '{document.title}' to summarize"
+        )
     tokens = sum(c.tokens for c in chunks)
     focus = state.request if state.request_kind == "whole_document" else ""
     shape = Shape.from_context(ctx, reply_language(state, ctx))
@@ -150,6 +177,7 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
     plan = {
         "doc_id": document.doc_id,
         "title": document.title,
+        "pages": state.pages,
         "strategy": strategy,
         "reason": reason,
         "chunks": len(chunks),
@@ -183,13 +211,16 @@ def plan_summary(state: State, runtime: Runtime[Context], chat_model=None) -> di
         "token_budget": plan.get("approved_max_tokens") or state.token_budget,
         "summary_revision": document.revision,
         "summary_file": shown_file(document.source),
+        "summary_first_chunk": chunks[0].index,
         "summary_chunks": len(chunks),
         "summary_plan": plan,
         "partials": None,  # clears them (see merge_partials)
         "refine_step": 0,
         "refine_summary": None,
         "route": "summarize",
-        "route_reason": f"{state.request_reason}; {strategy}: {reason}"
+        "route_reason": f"{state.request_reason}; "
+        + (f"pages {state.pages} only; " if state.pages else "")
+        + f"{strategy}: {reason}"
         + _one_of(state, ctx, document),
     }
 
@@ -312,7 +343,8 @@ def _files(state: State) -> dict[str, str]:
 
 def summary_chunk_ids(state: State) -> list[str]:
     """Ids of the summarized document's chunks, in order (derived: state stays small)."""
-    return [chunk_id(state.summary_revision, i) for i in range(state.summary_chunks)]
+    first = state.summary_first_chunk
+    return [chunk_id(state.summary_revision, i) for i in range(first, first + state.summary_chunks)]
 
 
 def map_tasks(state: State) -> list[MapTask]:
@@ -328,6 +360,7 @@ def map_tasks(state: State) -> list[MapTask]:
             total=state.summary_chunks,
             focus=state.summary_plan.get("focus", ""),
             file=state.summary_file,
+            pages=state.pages,
         )
         for order, chunk_id in enumerate(summary_chunk_ids(state))
         if _level_key(0, order) not in state.partials
@@ -350,6 +383,8 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
         [task["chunk_id"]], {parse_chunk_id(task["chunk_id"])[0]: task.get("file", "")}
     )[task["chunk_id"]]
     document = index.resolve([chunk.doc_id])[0]
+    if (selected := PageRange.parse(task.get("pages"))) is not None:
+        chunk = selected.clip(chunk, document)
     key = _level_key(0, task["order"])
     cache_key = _map_cache_key(ctx, chat_model, chunk, task["focus"])
     use_cache = ctx.engine == "llm" and ctx.map_cache
@@ -581,7 +616,7 @@ def stuff_summary(state: State, runtime: Runtime[Context], chat_model=None) -> d
     ctx = runtime.context
     index = index_for(ctx)
     document = index.live_revision(state.summary_revision, state.summary_file)
-    chunks = index.catalog.document_chunks(index.collection, document.revision)
+    chunks = summary_chunks_of(index, document, state.pages)
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     summarizer = summarizer_for(ctx, chat_model, runtime)
     focus = state.summary_plan.get("focus", "")
@@ -609,6 +644,8 @@ def refine_chunk(state: State, runtime: Runtime[Context], chat_model=None) -> di
     chunk_id = summary_chunk_ids(state)[step]
     chunk = index.live_chunks([chunk_id], _files(state))[chunk_id]
     document = index.resolve([chunk.doc_id])[0]
+    if (selected := PageRange.parse(state.pages)) is not None:
+        chunk = selected.clip(chunk, document)
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     summarizer = summarizer_for(ctx, chat_model, runtime)
     previous = load_partial(ctx, state.refine_summary) if state.refine_summary else None
@@ -636,7 +673,9 @@ def summary_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """--dry-run or a stopped plan: the plan, with no model called."""
     plan = state.summary_plan
     text = ("stopped before summarizing. " if plan.get("stopped") else "") + (
-        f"plan for {plan['title']} ({plan['doc_id']}): {plan['strategy']} — {plan['reason']}\n"
+        f"plan for {plan['title']} ({plan['doc_id']})"
+        + (f", pages {plan['pages']}" if plan.get("pages") else "")
+        + f": {plan['strategy']} — {plan['reason']}\n"
         f"{plan['chunks']} chunks, {plan['document_tokens']} tokens; engine {plan['engine']}: "
         f"{plan['planned_calls']} model calls, about {plan['estimated_tokens']} tokens"
     )
@@ -659,7 +698,7 @@ def _finish(
     ctx = runtime.context
     index = index_for(ctx)
     document = index.live_revision(state.summary_revision, state.summary_file)
-    chunks = index.catalog.document_chunks(index.collection, document.revision)
+    chunks = summary_chunks_of(index, document, state.pages)
     notes: list[str] = []
     if ctx.engine == "llm":
         source = " ".join(c.text for c in chunks)

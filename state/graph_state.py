@@ -32,6 +32,8 @@ class Retrieved(TypedDict):
     score: float
     file: NotRequired[str]
     """The document's file name, to name it if it changes under the run."""
+    pages: NotRequired[str]
+    """The pages the summary covers ('' for all): the chunk is cut to them."""
 
 
 def files_of(hits: list[Retrieved]) -> dict[str, str]:
@@ -324,6 +326,8 @@ class State:
     """The summarized document's revision: its chunk ids are `revision:NNNNN`."""
     summary_file: str = ""
     """The summarized document's file name, to name it if it changes under the run."""
+    summary_first_chunk: int = 0
+    """Index of the first chunk summarized: 0, or where the asked pages start."""
     summary_chunks: int = 0
     partials: Annotated[dict[str, PartialRef], merge_partials] = field(default_factory=dict)
     refine_step: int = 0

@@ -401,13 +401,42 @@ def test_a_summary_in_another_language_than_the_askers_says_it_quotes(
     assert not english["answer"].startswith(QUOTED_SUMMARY_INTRO["en"])
 
 
-def test_a_summary_of_certain_pages_is_refused_rather_than_covering_all(
-    graph, samples_index: DocumentIndex
+@pytest.mark.parametrize("strategy", ["stuff", "map_reduce", "refine"])
+def test_a_summary_of_certain_pages_quotes_only_those_pages(
+    graph, samples_index: DocumentIndex, strategy: str
 ) -> None:
-    """`--pages 6-7` with a summary request summarized the whole document, citing pages
-    far from the ones asked for."""
-    with pytest.raises(AdaptsumError, match="pages 2: a summary covers a whole document"):
-        ask(graph, samples_index, "Summarize this document", documents=[EN_SAMPLE.name], pages="2")
+    """`--pages 2` with a summary request summarized the whole document, citing pages far
+    from the ones asked for (then it was refused); each strategy keeps to the pages now,
+    a chunk that runs onto page 2 included."""
+    whole = ask(
+        graph,
+        samples_index,
+        "Summarize this document",
+        documents=[EN_SAMPLE.name],
+        strategy=strategy,
+    )
+    assert {c["page"] for c in whole["citations"]} == {1, 2}
+    part = ask(
+        graph,
+        samples_index,
+        "Summarize this document",
+        documents=[EN_SAMPLE.name],
+        pages="2",
+        strategy=strategy,
+    )
+    assert part["route"] == "summarize" and "pages 2 only" in part["route_reason"]
+    assert part["citations"] and {c["page"] for c in part["citations"]} == {2}
+    assert "[p. 1]" not in part["answer"] and "[p. 2]" in part["answer"]
+    assert part["summary_plan"]["chunks"] <= whole["summary_plan"]["chunks"]
+    with pytest.raises(AdaptsumError, match="past the end of"):
+        ask(
+            graph,
+            samples_index,
+            "Summarize this document",
+            documents=[EN_SAMPLE.name],
+            pages="5-6",
+            strategy=strategy,
+        )
 
 
 @pytest.mark.parametrize(

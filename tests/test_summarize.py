@@ -348,3 +348,21 @@ def test_an_extractive_summary_of_a_short_document_is_shorter_than_it(tmp_path: 
     assert 4 <= len(quoted) <= in_document // 3
     words = sum(len(p.page_content.split()) for p in load_pdf(EN_SAMPLE).pages)
     assert len(out["answer"].split()) < words / 2
+
+
+@pytest.mark.parametrize("strategy", ["map_reduce", "refine"])
+def test_a_page_range_is_all_the_model_sees(small_index: DocumentIndex, strategy: str) -> None:
+    """A summary of page 2 sends the model page 2's text only, a chunk that starts on
+    page 1 cut at the break, and cites nothing else."""
+    ctx = llm_context(small_index, stuff_budget=100, reduce_budget=150, map_cache=False)
+    whole = summarize(build_graph(chat_model=ScriptedChatModel(script=Script())), ctx)
+    model = ScriptedChatModel(script=Script())
+    out = summarize(build_graph(chat_model=model), ctx, pages="2", strategy=strategy)
+    plan = out["summary_plan"]
+    assert plan["pages"] == "2" and 0 < plan["chunks"] < whole["summary_plan"]["chunks"]
+    step = "map" if strategy == "map_reduce" else "refine"
+    inputs = [call[-1].content for call in model.calls_of(step)]
+    assert inputs and len(inputs) == plan["chunks"] - (strategy == "refine")
+    for text in inputs:
+        assert set(re.findall(r"\[p\. (\d+)\]", text)) == {"2"}, text
+    assert out["citations"] and {c["page"] for c in out["citations"]} == {2}
