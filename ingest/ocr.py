@@ -24,8 +24,17 @@ if TYPE_CHECKING:
 OCR_DPI = 300
 """Render resolution: Tesseract is most accurate on text about 30 pixels high."""
 
-OCR_VERSION = "1"
+OCR_VERSION = "2"
 """Bump when the OCR settings or the text it produces change, so caches are not reused."""
+
+OSD_DPI = 150
+"""Render resolution for Tesseract's script detection: enough for it, a quarter the pixels."""
+
+SCRIPT_LANGUAGES = {"Latin": "eng", "Hangul": "kor+eng"}
+"""Tesseract's detected script -> the languages to read a page with. A Latin page read
+with the Korean model too came out with Hangul letters in its noise (the scanned
+bulletin's letterhead became its title, '더니떠[너즈자00 ...') and took three times as
+long; a Korean page keeps English, as Korean documents write Latin names and numbers."""
 
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-kor"
 
@@ -33,6 +42,45 @@ INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-kor"
 def ocr_languages() -> str:
     """Tesseract languages, e.g. 'kor+eng' (ADAPTSUM_OCR_LANGUAGES overrides)."""
     return os.environ.get("ADAPTSUM_OCR_LANGUAGES", "kor+eng")
+
+
+def _chosen_by_script() -> bool:
+    """Whether each page's languages follow its detected script (unless the user set them)."""
+    return not os.environ.get("ADAPTSUM_OCR_LANGUAGES")
+
+
+def page_languages(page: pymupdf.Page, folder: str) -> str:
+    """The languages to read `page` with, from Tesseract's own script detection (OSD).
+
+    The `tesseract` command does the detection (PyMuPDF's OCR has no OSD) on the page
+    rendered at `OSD_DPI`, about 0.7 s a page. A script it cannot tell (too little
+    text, an unlisted script, no command or no `osd` model) keeps the configured
+    languages, which read everything, only slower and noisier.
+    """
+    import subprocess
+
+    configured = ocr_languages()
+    command = shutil.which("tesseract")
+    if command is None or not (Path(folder) / "osd.traineddata").is_file():
+        return configured
+    image = page.get_pixmap(dpi=OSD_DPI).tobytes("png")
+    try:
+        done = subprocess.run(
+            [command, "stdin", "stdout", "--psm", "0", "--tessdata-dir", folder],
+            input=image,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return configured
+    found = dict(
+        line.split(":", 1)
+        for line in done.stdout.decode(errors="replace").splitlines()
+        if ":" in line
+    )
+    script = found.get("Script", "").strip()
+    return SCRIPT_LANGUAGES.get(script, configured)
 
 
 def cache_dir() -> Path:
@@ -89,7 +137,8 @@ def ocr_page(path: Path, page: pymupdf.Page, key: str) -> str:
     """
     from adaptsum.ingest.pdf import join_blocks
 
-    languages = ocr_languages()
+    automatic = _chosen_by_script()
+    languages = f"auto:{ocr_languages()}" if automatic else ocr_languages()
     name = hashlib.sha256(f"{key}:{languages}:{OCR_DPI}:{OCR_VERSION}".encode()).hexdigest()
     cached = cache_dir() / name[:2] / f"{name}.txt"
     if cached.is_file():
@@ -97,6 +146,7 @@ def ocr_page(path: Path, page: pymupdf.Page, key: str) -> str:
     import pymupdf
 
     folder = tessdata(path)
+    languages = page_languages(page, folder) if automatic else ocr_languages()
     try:
         textpage = page.get_textpage_ocr(
             language=languages, dpi=OCR_DPI, full=True, tessdata=folder
@@ -107,6 +157,10 @@ def ocr_page(path: Path, page: pymupdf.Page, key: str) -> str:
             path, f"OCR failed on page {page.number + 1} ({str(exc).splitlines()[0][:120]})"
         ) from None
     text = join_blocks(blocks)
+    if "kor" in languages.split("+"):
+        from adaptsum.ingest.terms import respace
+
+        text = respace(text)
     cached.parent.mkdir(parents=True, exist_ok=True)
     staging = cached.with_suffix(f".{os.getpid()}.tmp")
     staging.write_text(text, encoding="utf-8")

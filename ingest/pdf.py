@@ -123,7 +123,7 @@ def load_pdf(
                 f"no text layer in any of its {doc.page_count} pages, and OCR found no text "
                 f"on the {len(scanned)} with images (blank pages or an unreadable scan)",
             )
-        title = _title(doc, texts)
+        title = _title(doc, texts, path)
         total = doc.page_count
     pages = [
         Document(
@@ -336,12 +336,41 @@ def normalise(text: str) -> str:
     return _MANY_NEWLINES.sub("\n\n", text).strip()
 
 
-def _title(doc: pymupdf.Document, texts: list[str]) -> str:
+def _title(doc: pymupdf.Document, texts: list[str], path: Path) -> str:
+    """The metadata's title, else the first title-like line near the top, else the file's name.
+
+    A scan's first lines can be OCR noise or a letterhead's table of fields: the scanned
+    bulletin was titled '2 더니떠[너즈자00 클쿠0으.르자2Nlaststs | 을 | |'.
+    """
+    from adaptsum.ingest.fetch import shown_file
+
     meta = (doc.metadata or {}).get("title", "").strip()
     if meta:
         return meta
     first = next((t for t in texts if t), "")
-    return first.split("\n", 1)[0][:120]
+    lines = [line.strip() for line in first.split("\n") if line.strip()]
+    for line in lines[:TITLE_LINES]:
+        if _title_like(line):
+            return line[:120]
+    return Path(shown_file(path)).stem
+
+
+TITLE_LINES = 5
+"""Lines from the top of the first page with text that may be its title."""
+
+
+def _title_like(line: str) -> bool:
+    """Mostly letters, two of them at least, and not a table row ('S78 | 4242-2e2n0')."""
+    if " | " in line:
+        return False
+    visible = [ch for ch in line if not ch.isspace()]
+    letters = [ch for ch in visible if ch.isalpha()]
+    return len(letters) >= 2 and len(letters) >= TITLE_LETTER_SHARE * len(visible)
+
+
+TITLE_LETTER_SHARE = 0.6
+"""'ISSUE & FOCUS' and '[Paper Review] Qwen Technical Report' pass; '~', '- 3 -' and
+'S78-4242-2e2n0' do not."""
 
 
 def _short(exc: Exception) -> str:

@@ -13,7 +13,7 @@ from adaptsum.ingest.pdf import load_pdf
 from adaptsum.state.context import Context
 from adaptsum.store.index import DocumentIndex
 
-from helpers import EN_SAMPLE
+from helpers import EN_SAMPLE, KO_SAMPLE
 from realdocs import real_pdf, tesseract_fixture  # noqa: F401 (a fixture)
 
 
@@ -101,3 +101,57 @@ def test_scanned_bulletin_is_indexed_and_found_at_its_page(tesseract: None, tmp_
     out = build_graph().invoke({"request": question, "documents": [str(pdf)]}, context=ctx)
     assert out["route"] == "answer", out["route_reason"]
     assert out["citations"][0]["page"] == 2 and "19" in out["citations"][0]["evidence"]
+
+
+def _scanned(sample: Path, target: Path) -> Path:
+    """The sample's first page as a picture only, the way a scanner hands it over."""
+    with pymupdf.open(sample) as src, pymupdf.open() as doc:
+        page = src[0]
+        new = doc.new_page(width=page.rect.width, height=page.rect.height)
+        new.insert_image(new.rect, pixmap=page.get_pixmap(dpi=200))
+        doc.save(target)
+    return target
+
+
+def test_each_scanned_page_is_read_with_the_languages_of_its_script(
+    tesseract: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tesseract's script detection picks English alone for a Latin page (the Korean model
+    put Hangul letters into an English scan's noise, and took three times as long) and
+    Korean with English for a Hangul page; either page's words come through."""
+    from adaptsum.ingest.ocr import page_languages, tessdata
+
+    monkeypatch.setenv("ADAPTSUM_OCR_CACHE", str(tmp_path / "ocr-cache"))
+    monkeypatch.delenv("ADAPTSUM_OCR_LANGUAGES", raising=False)
+    for sample, expected in ((EN_SAMPLE, "eng"), (KO_SAMPLE, "kor+eng")):
+        pdf = _scanned(sample, tmp_path / f"scan-{sample.name}")
+        with pymupdf.open(pdf) as doc:
+            assert page_languages(doc[0], tessdata(pdf)) == expected
+        loaded = load_pdf(pdf)
+        assert loaded.ocr_pages == [1]
+        with pymupdf.open(sample) as src:
+            original = set(src[0].get_text().split())
+        read = set(loaded.pages[0].page_content.split())
+        assert len(read & original) >= 0.6 * len(original), (expected, read)
+        hangul = sum("가" <= ch <= "힣" for ch in loaded.pages[0].page_content)
+        assert (hangul > 50) == (sample == KO_SAMPLE)
+
+
+def test_a_title_is_a_title_like_line_or_the_file_name(tmp_path: Path) -> None:
+    """A letterhead's row of fields or OCR noise on the first lines is no title: the
+    first line that reads like one is, else the file's name."""
+
+    def pdf(name: str, lines: list[str]) -> Path:
+        with pymupdf.open() as doc:
+            page = doc.new_page()
+            for number, line in enumerate(lines):
+                page.insert_text((72, 72 + 18 * number), line)
+            doc.save(tmp_path / name)
+        return tmp_path / name
+
+    fields = ["S78 | 4242-2e2n0 | TELE NC 960-235", "~", "- 3 -"]
+    body = "The tires are inflated to 19 psi before the aircraft is returned to service."
+    titled = pdf("bulletin.pdf", [*fields, "Oversize Tire Accessory Kit", body])
+    assert load_pdf(titled).title == "Oversize Tire Accessory Kit"
+    untitled = pdf("service-bulletin-ak-120.pdf", [*fields, "| 2 |", "4414", "@ 12", body])
+    assert load_pdf(untitled).title == "service-bulletin-ak-120"
