@@ -180,11 +180,18 @@ class ExtractiveEngine:
                 df[t] = df.get(t, 0) + 1
         weight = {t: math.log((count + 1) / (n + 0.5)) for t, n in df.items()}
         total = sum(weight.values()) or 1.0
+        # "How many layers…?" is answered by the sentence with the figure ("the 32-layer
+        # Llama 2 architecture"), which e5 ranks no closer than one about layers in general.
+        asks_for_a_figure = bool(_ASKS_FOR_A_NUMBER.search(question))
+        given = _figures(question)  # "2024년 예산은 얼마?": not the answer
         candidates: list[tuple[float, str, Grade, tuple[int, str]]] = []
         for similarity, above, text, grade, page, held in scored:
             cover = sum(weight[t] for t in held) / total
             if above or cover > 0:
-                candidates.append((similarity + ANSWER_TERM_WEIGHT * cover, text, grade, page))
+                score = similarity + ANSWER_TERM_WEIGHT * cover
+                if asks_for_a_figure and _figures(text) - given:
+                    score += NUMBER_WEIGHT
+                candidates.append((score, text, grade, page))
         candidates.sort(key=lambda c: -c[0])
         seen: set[str] = set()
         picked: list[tuple[float, str, Grade, tuple[int, str]]] = []
@@ -322,6 +329,28 @@ holds one of the question's terms (the launch date beside the sentence naming We
 ANSWER_TERM_WEIGHT = 0.1
 """Quote-order bonus for a sentence holding the question's terms, weighted by how few
 of the candidate sentences hold each one."""
+
+NUMBER_WEIGHT = 0.03
+"""Quote-order bonus for a sentence with a digit when the question asks for a number, a
+quantity or a date."""
+
+_ASKS_FOR_A_NUMBER = re.compile(
+    r"\bhow\s+(many|much|long|old|large|big|high|far|often|fast)\b|\bwhen\b|"
+    r"\b(what|which)\s+(year|date|day|month|percentage|number|size|score|version)\b|"
+    r"몇|얼마|언제|연도|날짜|비율|점수|규모|크기",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"(?<![A-Za-z\d.,])(\d[\d,.]*\d|\d)([A-Za-z]?)")
+
+
+def _figures(text: str) -> set[str]:
+    """Numbers standing on their own: "32-layer", "m = 8", "1443년", "19 psi".
+
+    Not those inside a name ("SOLAR 10.7B", "GSM8K"): a sentence may name the model
+    without giving any figure.
+    """
+    return {m.group(1) for m in _NUMBER.finditer(text) if not m.group(2)}
+
 
 LEXICAL_WEIGHT = 0.05
 """Ranking bonus for a sentence holding all the question's key terms (names, numbers)."""

@@ -166,3 +166,18 @@ def test_the_gloss_ranks_the_passage_that_answers(solar: tuple[Path, Path]) -> N
     question = "여러 병합 모델 가운데 최종 SOLAR 10.7B-Instruct로 선택된 것은 무엇인가요?"
     first = _first_retrieved(solar, question)
     assert first["page_start"] <= 6 <= first["page_end"]
+
+
+def test_a_question_for_a_number_is_answered_first_by_the_sentence_with_it(
+    solar: tuple[Path, Path],
+) -> None:
+    """'How many layers…?' was answered first with sentences about layers in general, the
+    one with the figure ("the 32-layer Llama 2 architecture") third or not at all; a
+    model's size in its name ("SOLAR 10.7B") is no figure."""
+    pdf, data = solar
+    question = "How many layers does the SOLAR base model have?"
+    out = build_graph().invoke(
+        {"request": question, "documents": [str(pdf)]}, context=Context(data_dir=str(data))
+    )
+    assert out["route"] == "answer", out["route_reason"]
+    assert "32-layer" in out["citations"][0]["evidence"], out["answer"]
