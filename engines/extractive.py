@@ -104,11 +104,20 @@ class ExtractiveEngine:
             reason = "no sentence to quote (only headings, labels or short lines)"
             return not_relevant(hit, chunk, reason), {}
         best, similarity = ranked[0]
+        # The similarity the rerank ranked by (`GLOSS_WEIGHT`): across languages, with the
+        # glossary, a Korean question is also compared with its gloss in the document's words.
+        across = language != document.language
+        if across and (gloss := self.index.gloss(question, document.revision)):
+            from adaptsum.nodes.retrieval import GLOSS_WEIGHT
+
+            glossed = self.rank_sentences(gloss, chunk.chunk_id, chunk.text)
+            best_glossed = max(sim for _, sim in glossed)
+            similarity = (similarity + GLOSS_WEIGHT * best_glossed) / (1 + GLOSS_WEIGHT)
+            measure = "best sentence similarity, with the gloss,"
+        else:
+            measure = "best sentence similarity"
         relevant = similarity >= threshold
-        reason = (
-            f"best sentence similarity {similarity:.3f} "
-            f"{'>=' if relevant else '<'} threshold {threshold:.3f}"
-        )
+        reason = f"{measure} {similarity:.3f} {'>=' if relevant else '<'} threshold {threshold:.3f}"
         # Evidence, not similarity alone: the passage must hold the question's rare terms.
         # Across languages only the terms both scripts share can be checked: the Latin
         # names and numbers inside a Korean question ("GPU", "FAISS", "2,100만" aside).

@@ -93,6 +93,23 @@ def test_cross_lingual_quotes_stay_in_document_language(
     assert cited and cited[0]["page"] == 2
 
 
+def test_a_korean_question_is_graded_with_its_gloss_as_it_was_ranked(
+    graph, samples_index: DocumentIndex
+) -> None:
+    """Its passage ranked first with the gloss averaged in, then graded on the question's
+    cross-lingual similarity alone (0.797 < 0.800) and refused; grading now uses the
+    similarity the rerank used."""
+    out = ask(
+        graph,
+        samples_index,
+        "웹 망원경의 첫 컬러 이미지는 언제 공개되었나요?",
+        documents=["webb-telescope-en.pdf"],
+    )
+    assert out["route"] == "answer", out["route_reason"]
+    assert "with the gloss" in out["route_reason"]
+    assert "12 July 2022" in out["answer"] and out["citations"][0]["page"] == 2
+
+
 @pytest.mark.parametrize(
     ("question", "language"),
     [("파스타를 맛있게 삶는 방법은?", "ko"), ("Who won the 2018 football World Cup?", "en")],
