@@ -471,27 +471,37 @@ class Catalog:
         with self._exclusive.begin() as db:
             now = time.time()
             for revision in dict.fromkeys(revisions):
-                gone = db.execute(
-                    sa.delete(_documents).where(
-                        _documents.c.collection == collection, _documents.c.revision == revision
-                    )
-                ).rowcount
-                if not gone:
-                    continue
-                db.execute(
-                    sa.delete(_chunks).where(
-                        _chunks.c.collection == collection, _chunks.c.revision == revision
-                    )
-                )
-                db.execute(
-                    sa.delete(_sentence_vectors).where(
-                        _sentence_vectors.c.collection == collection,
-                        _sentence_vectors.c.chunk_id.like(f"{revision}:%"),
-                    )
-                )
-                db.execute(_upsert(db, _pending, self._mark(collection, revision, owner, now)))
-                retired.append(revision)
+                if self._retire(db, collection, revision, owner, now):
+                    retired.append(revision)
         return retired
+
+    def _retire(
+        self, db: Connection, collection: str, revision: str, owner: str, now: float
+    ) -> bool:
+        """Take one revision out of the live set, inside the caller's transaction.
+
+        Its record, chunks and cached sentence vectors go; its vectors are marked pending
+        for `owner` to delete. False when it was not live.
+        """
+        gone = db.execute(
+            sa.delete(_documents).where(
+                _documents.c.collection == collection, _documents.c.revision == revision
+            )
+        ).rowcount
+        db.execute(
+            sa.delete(_chunks).where(
+                _chunks.c.collection == collection, _chunks.c.revision == revision
+            )
+        )
+        db.execute(
+            sa.delete(_sentence_vectors).where(
+                _sentence_vectors.c.collection == collection,
+                _sentence_vectors.c.chunk_id.like(f"{revision}:%"),
+            )
+        )
+        if gone:  # its vectors are now garbage, for this owner to delete
+            db.execute(_upsert(db, _pending, self._mark(collection, revision, owner, now)))
+        return bool(gone)
 
     def commit_revision(
         self, record: DocumentRecord, chunks: list[ChunkRecord], owner: str | None = None
@@ -535,24 +545,7 @@ class Catalog:
             ]
             now = time.time()
             for revision in replaced:
-                db.execute(
-                    sa.delete(_documents).where(
-                        _documents.c.collection == collection, _documents.c.revision == revision
-                    )
-                )
-                db.execute(
-                    sa.delete(_chunks).where(
-                        _chunks.c.collection == collection, _chunks.c.revision == revision
-                    )
-                )
-                db.execute(
-                    sa.delete(_sentence_vectors).where(
-                        _sentence_vectors.c.collection == collection,
-                        _sentence_vectors.c.chunk_id.like(f"{revision}:%"),
-                    )
-                )
-                # its vectors are now garbage, for this owner to delete
-                db.execute(_upsert(db, _pending, self._mark(collection, revision, owner, now)))
+                self._retire(db, collection, revision, owner, now)
             db.execute(
                 sa.delete(_chunks).where(
                     _chunks.c.collection == collection, _chunks.c.revision == record.revision

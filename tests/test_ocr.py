@@ -25,15 +25,24 @@ def ocr_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def _mixed_pdf(target: Path) -> Path:
-    """Page 1 keeps its text layer; page 2 becomes a picture of itself (a scan)."""
-    with pymupdf.open(EN_SAMPLE) as src, pymupdf.open() as doc:
-        doc.insert_pdf(src, from_page=0, to_page=0)
-        page = src[1]
+def _with_a_scan(sample: Path, target: Path, scanned: int, dpi: int, keep: int = 0) -> Path:
+    """The first `keep` pages of `sample`, then page `scanned` (0-based) as a picture.
+
+    A picture only, the way a scanner hands a page over.
+    """
+    with pymupdf.open(sample) as src, pymupdf.open() as doc:
+        if keep:
+            doc.insert_pdf(src, from_page=0, to_page=keep - 1)
+        page = src[scanned]
         new = doc.new_page(width=page.rect.width, height=page.rect.height)
-        new.insert_image(new.rect, pixmap=page.get_pixmap(dpi=150))
+        new.insert_image(new.rect, pixmap=page.get_pixmap(dpi=dpi))
         doc.save(target)
     return target
+
+
+def _mixed_pdf(target: Path) -> Path:
+    """Page 1 keeps its text layer; page 2 becomes a picture of itself (a scan)."""
+    return _with_a_scan(EN_SAMPLE, target, scanned=1, dpi=150, keep=1)
 
 
 def test_image_only_page_of_a_mixed_pdf_is_read_by_ocr_at_its_page(
@@ -103,16 +112,6 @@ def test_scanned_bulletin_is_indexed_and_found_at_its_page(tesseract: None, tmp_
     assert out["citations"][0]["page"] == 2 and "19" in out["citations"][0]["evidence"]
 
 
-def _scanned(sample: Path, target: Path) -> Path:
-    """The sample's first page as a picture only, the way a scanner hands it over."""
-    with pymupdf.open(sample) as src, pymupdf.open() as doc:
-        page = src[0]
-        new = doc.new_page(width=page.rect.width, height=page.rect.height)
-        new.insert_image(new.rect, pixmap=page.get_pixmap(dpi=200))
-        doc.save(target)
-    return target
-
-
 def test_each_scanned_page_is_read_with_the_languages_of_its_script(
     tesseract: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,7 +123,7 @@ def test_each_scanned_page_is_read_with_the_languages_of_its_script(
     monkeypatch.setenv("ADAPTSUM_OCR_CACHE", str(tmp_path / "ocr-cache"))
     monkeypatch.delenv("ADAPTSUM_OCR_LANGUAGES", raising=False)
     for sample, expected in ((EN_SAMPLE, "eng"), (KO_SAMPLE, "kor+eng")):
-        pdf = _scanned(sample, tmp_path / f"scan-{sample.name}")
+        pdf = _with_a_scan(sample, tmp_path / f"scan-{sample.name}", scanned=0, dpi=200)
         with pymupdf.open(pdf) as doc:
             assert page_languages(doc[0], tessdata(pdf)) == expected
         loaded = load_pdf(pdf)
