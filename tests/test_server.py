@@ -355,6 +355,26 @@ def test_summary_streams_progress(server: dict, doc_ids: dict) -> None:
     assert final["route"] == "summarize" and "[p. " in final["answer"]
 
 
+def test_a_summary_of_one_page_through_the_sdk(server: dict, doc_ids: dict) -> None:
+    """`pages` in a summary request keeps map-reduce's input and citations to that page."""
+    client = _client(server)
+    thread = client.threads.create()
+    done = client.runs.wait(
+        thread["thread_id"],
+        "adaptsum",
+        input={
+            "request": "Summarize this document",
+            "documents": [doc_ids["en"]],
+            "mode": "summarize",
+            "strategy": "map_reduce",
+            "pages": "2",
+        },
+    )
+    assert not _error(done), done
+    assert done["route"] == "summarize" and "pages 2 only" in done["route_reason"]
+    assert done["citations"] and {c["page"] for c in done["citations"]} == {2}
+
+
 def test_plan_approval_interrupt_is_resumed(server: dict, doc_ids: dict) -> None:
     client = _client(server)
     thread = client.threads.create()["thread_id"]
