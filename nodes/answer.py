@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from adaptsum.engines.factory import engine_for, index_for
 from adaptsum.engines.language import REFUSAL, phrase
 from adaptsum.nodes.retry import run_deadline
-from adaptsum.nodes.turn import exchange
+from adaptsum.nodes.turn import end_of_turn
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import State, files_of
 from adaptsum.store.index import PageRange
@@ -55,7 +55,7 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
         "answer": result.text,
         "citations": result.citations,
         "usage": result.usage,
-        "messages": exchange(state, message),
+        **end_of_turn(state, message),
     }
     notes = "; ".join(result.notes)
     if result.refused:
@@ -76,4 +76,4 @@ def answer(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str
 def refuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """The notebook's refusal line, in the asker's language."""
     text = phrase(REFUSAL, reply_language(state, runtime.context))
-    return {"answer": text, "citations": [], "messages": exchange(state, text)}
+    return {"answer": text, "citations": [], **end_of_turn(state, text)}

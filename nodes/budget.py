@@ -25,7 +25,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from adaptsum.errors import InputError
-from adaptsum.nodes.turn import exchange
+from adaptsum.nodes.turn import end_of_turn
 from adaptsum.providers.budget import TokenBudgetExceeded, set_budget, status, sync
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import State
@@ -110,7 +110,7 @@ def stopped(state: State, runtime: Runtime[Context], exc: TokenBudgetExceeded, w
         "route_reason": f"{state.route_reason or state.request_reason}; {text}".lstrip("; "),
         "answer": text,
         "citations": [],
-        "messages": exchange(state, text),
+        **end_of_turn(state, text),
     }
 
 

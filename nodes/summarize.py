@@ -54,7 +54,7 @@ from adaptsum.nodes.concurrency import fan_out_size, work_slot
 from adaptsum.nodes.progress import emit, reset_stage
 from adaptsum.nodes.retrieval import check_pages
 from adaptsum.nodes.retry import run_deadline
-from adaptsum.nodes.turn import exchange
+from adaptsum.nodes.turn import end_of_turn
 from adaptsum.providers.budget import (
     TokenBudgetExceeded,
     forget_run,
@@ -679,7 +679,7 @@ def summary_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         f"{plan['chunks']} chunks, {plan['document_tokens']} tokens; engine {plan['engine']}: "
         f"{plan['planned_calls']} model calls, about {plan['estimated_tokens']} tokens"
     )
-    return {"answer": text, "citations": [], "messages": exchange(state, text)}
+    return {"answer": text, "citations": [], **end_of_turn(state, text)}
 
 
 def _finish(
@@ -741,7 +741,7 @@ def _finish(
         "answer": text,
         "citations": citations,
         "usage": usage,
-        "messages": exchange(state, text),
+        **end_of_turn(state, text),
     }
     if notes:
         update["route_reason"] = f"{state.route_reason}; summary checks: {'; '.join(notes)}"

@@ -37,6 +37,21 @@ def exchange(state: State, reply: str | AIMessage) -> list[AnyMessage]:
     return [HumanMessage(state.request), AIMessage(reply) if isinstance(reply, str) else reply]
 
 
+TURN_OPTIONS: dict[str, Any] = {"pages": "", "mode": "auto", "strategy": "auto", "dry_run": False}
+"""The request's options at their defaults. They hold for their own turn only: LangGraph
+keeps a channel's value until it is written again, so a follow-up that left them out
+ran with the last turn's ('When did Webb launch?' after a refine summary of page 2 was
+summarized again, page 2 only, by refine)."""
+
+
+def end_of_turn(state: State, reply: str | AIMessage) -> dict[str, Any]:
+    """What every node that finishes a turn writes besides its answer.
+
+    The exchange, and the request's options back at their defaults for the next turn.
+    """
+    return {"messages": exchange(state, reply), **TURN_OPTIONS}
+
+
 def check_input(state: State) -> None:
     """Reject input a client sent with a wrong type or value, naming the field.
 

@@ -618,3 +618,18 @@ def test_a_quote_running_across_a_page_break_cites_both_pages(tmp_path: Path) ->
     assert out["route"] == "answer", out["route_reason"]
     quote = next(line for line in out["answer"].splitlines() if "Vega" in line)
     assert "14 March 2031" in quote and quote.endswith("[p. 1-2]"), out["answer"]
+
+
+def test_a_follow_up_does_not_inherit_the_last_turns_options(samples_index: DocumentIndex) -> None:
+    """LangGraph keeps an input channel until it is written again: a follow-up that left
+    out pages, mode and strategy ran with the last turn's, and 'When did Webb launch?'
+    after a refine summary of page 2 was summarized again, page 2 only."""
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "options"}}
+    ctx = Context(data_dir=samples_index.ctx.data_dir)
+    first = {"mode": "summarize", "strategy": "refine", "pages": "2", "dry_run": False}
+    request = {"request": "Summarize this", "documents": [EN_SAMPLE.name], **first}
+    assert graph.invoke(request, config, context=ctx)["route"] == "summarize"
+    out = graph.invoke({"request": "When did Webb launch?"}, config, context=ctx)
+    assert out["route"] == "answer", out["route_reason"]
+    assert out["citations"][0]["page"] == 1 and "2021" in out["answer"]
