@@ -344,16 +344,13 @@ def _text(raw: str) -> str:
 
 
 def _pages(raw: str) -> str:
-    """An argparse type: '' or N or N-M with 1 <= N <= M (kept as text for the graph)."""
-    if not raw.strip():
-        return raw
-    first, _, last = raw.strip().partition("-")
+    """An argparse type: '' or N, N-M (1 <= N <= M) or N- (kept as text for the graph)."""
+    from adaptsum.store.index import PageRange
+
     try:
-        low, high = int(first), int(last or first)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or N-M, got {raw!r}") from None
-    if not 1 <= low <= high:
-        raise argparse.ArgumentTypeError(f"expected 1 <= N <= M, got {raw!r}")
+        PageRange.parse(raw)
+    except AdaptsumError as exc:
+        raise argparse.ArgumentTypeError(f"{str(exc).partition(': ')[2]}, got {raw!r}") from None
     return raw
 
 

@@ -104,11 +104,10 @@ def check_pages(pages: PageRange, documents: list[DocumentRecord]) -> None:
     if documents and all(d.total_pages < pages.first for d in documents):
         longest = max(documents, key=lambda d: d.total_pages)
         raise AdaptsumError(
-            f"pages {pages.first}-{pages.last}: past the end of the documents "
+            f"pages {pages}: past the end of the documents "
             f"('{longest.title}' has {longest.total_pages} pages, the most of them)"
             if len(documents) > 1
-            else f"pages {pages.first}-{pages.last}: past the end of '{longest.title}' "
-            f"({longest.total_pages} pages)"
+            else f"pages {pages}: past the end of '{longest.title}' ({longest.total_pages} pages)"
         )
 
 

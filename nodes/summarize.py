@@ -274,7 +274,12 @@ def _choose(state: State, ctx: Context, tokens: int, chunks: int) -> tuple[str, 
     if state.strategy != "auto":
         return state.strategy, "requested"
     if tokens <= ctx.stuff_budget:
-        return "stuff", f"the document's {tokens} tokens fit the {ctx.stuff_budget}-token budget"
+        whose = (
+            f"the {tokens} tokens of pages {state.pages}"
+            if state.pages
+            else (f"the document's {tokens} tokens")
+        )
+        return "stuff", f"{whose} fit the {ctx.stuff_budget}-token budget"
     if _NARRATIVE.search(state.request) and chunks <= ctx.refine_max_chunks:
         return "refine", f"a narrative request over {chunks} chunks: one sequential pass"
     return "map_reduce", (

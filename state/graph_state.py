@@ -32,8 +32,6 @@ class Retrieved(TypedDict):
     score: float
     file: NotRequired[str]
     """The document's file name, to name it if it changes under the run."""
-    pages: NotRequired[str]
-    """The pages the summary covers ('' for all): the chunk is cut to them."""
 
 
 def files_of(hits: list[Retrieved]) -> dict[str, str]:
@@ -104,6 +102,8 @@ class MapTask(TypedDict):
     focus: str
     file: NotRequired[str]
     """The document's file name, to name it if it changes under the run."""
+    pages: NotRequired[str]
+    """The pages the summary covers ('' for all): the chunk is cut to them."""
 
 
 class CollapseTask(TypedDict):

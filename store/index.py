@@ -132,14 +132,20 @@ class PageRange:
         """
         if not spec or not spec.strip():
             return None
-        first, _, last = spec.strip().partition("-")
-        try:
-            rng = cls(int(first), int(last or first))
+        first, dash, last = spec.strip().partition("-")
+        try:  # "5-": from page 5 to the end
+            rng = cls(int(first), int(last) if last.strip() else cls.last if dash else int(first))
         except ValueError:
-            raise AdaptsumError(f"pages {spec!r}: expected N or N-M") from None
+            raise AdaptsumError(f"pages {spec!r}: expected N, N-M or N-") from None
         if rng.first < 1 or rng.last < rng.first:
             raise AdaptsumError(f"pages {spec!r}: expected 1 <= N <= M")
         return rng
+
+    def __str__(self) -> str:
+        """'3', '2-5' or '5-' (to the end), as a user writes a range."""
+        if self.last == self.first:
+            return str(self.first)
+        return f"{self.first}-" if self.last == PageRange.last else f"{self.first}-{self.last}"
 
     def clip(self, chunk: ChunkRecord, document: DocumentRecord) -> ChunkRecord:
         """The part of `chunk` on these pages.
@@ -491,10 +497,26 @@ class DocumentIndex:
         and the next writer deletes them. A run paused on a removed document stops with
         a clear error when it resumes (see `live_chunks`).
 
+        Stricter than `resolve`, which chooses documents to read: each reference must name
+        exactly one document, so an empty one (an unset shell variable) or a short id
+        prefix cannot take out more than was meant.
+
         Raises:
-            AdaptsumError: a reference matches no indexed document; nothing is removed.
+            AdaptsumError: a reference is empty, matches no document or several; nothing
+                is removed then.
         """
-        documents = self.resolve(refs)
+        documents: list[DocumentRecord] = []
+        for ref in refs:
+            if not ref.strip():
+                raise AdaptsumError("an empty document name or id: nothing removed")
+            matches = self.resolve([ref])
+            if len(matches) > 1:
+                listed = ", ".join(f"{d.doc_id} ({Path(d.source).name})" for d in matches[:5])
+                raise AdaptsumError(
+                    f"{ref!r} matches {len(matches)} documents ({listed}): give a longer id; "
+                    "nothing removed"
+                )
+            documents.extend(d for d in matches if d not in documents)
         owner = new_owner()
         retired = self.catalog.retire_revisions(
             self.collection, [d.revision for d in documents], owner

@@ -29,7 +29,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
             ["summarize", "x.pdf", "--concurrency", "-2"],
             "argument --concurrency: must be 0 or more",
         ),
-        (["ask", "q?", "--pages", "abc"], "argument --pages: expected N or N-M, got 'abc'"),
+        (["ask", "q?", "--pages", "abc"], "argument --pages: expected N, N-M or N-, got 'abc'"),
         (["ask", "q?", "--pages", "5-2"], "argument --pages: expected 1 <= N <= M, got '5-2'"),
         (["summarize", "x.pdf", "--paragraphs", "0"], "argument --paragraphs: must be 1 or more"),
         (["summarize", "x.pdf", "--sentences", "8-4"], "argument --sentences: value must"),

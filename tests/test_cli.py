@@ -89,6 +89,9 @@ def test_remove_takes_a_document_out_whole(
     code, _, err = run(capsys, "remove", "nowhere.pdf", "--data-dir", str(data_dir))
     assert code == 1 and "no indexed document matches 'nowhere.pdf'" in err
     assert len(err.strip().splitlines()) == 1
+    # an unset shell variable, or an id prefix both documents share, removes nothing
+    code, _, err = run(capsys, "remove", KO_SAMPLE.name, "", "--data-dir", str(data_dir))
+    assert code == 1 and "empty document name" in err and error_lines(err) == 1
     assert len(index.documents()) == 2
 
     code, out, err = run(capsys, "remove", KO_SAMPLE.name, "--data-dir", str(data_dir))
@@ -215,6 +218,25 @@ def test_ask_errors_are_one_line(
     assert code == 1 and error_lines(err) == 1 and "OPENAI_API_KEY" in err
     code, _, err = run(capsys, "ask", str(KO_SAMPLE), "  ", "--data-dir", str(data_dir))
     assert code == 1 and "request is empty" in err
+
+
+def test_remove_refuses_a_name_that_matches_several_documents(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Two folders' report.pdf: `remove report.pdf` names both, so it removes neither."""
+    data = str(tmp_path / "data")
+    for folder, sample in (("a", KO_SAMPLE), ("b", EN_SAMPLE)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.pdf").write_bytes(sample.read_bytes())
+        assert (
+            run(capsys, "index", str(tmp_path / folder / "report.pdf"), "--data-dir", data)[0] == 0
+        )
+    code, _, err = run(capsys, "remove", "report.pdf", "--data-dir", data)
+    assert code == 1 and "'report.pdf' matches 2 documents" in err and error_lines(err) == 1
+    code, out, _ = run(capsys, "docs", "--json", "--data-dir", data)
+    assert len(json.loads(out)) == 2
+    code, out, _ = run(capsys, "remove", str(tmp_path / "a" / "report.pdf"), "--data-dir", data)
+    assert code == 0 and out.count("removed ") == 1
 
 
 def _stderr_on_a_terminal(args: list[str], data_dir: Path) -> str:

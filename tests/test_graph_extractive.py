@@ -445,7 +445,16 @@ def test_a_summary_of_certain_pages_quotes_only_those_pages(
     assert part["citations"] and {c["page"] for c in part["citations"]} == {2}
     assert "[p. 1]" not in part["answer"] and "[p. 2]" in part["answer"]
     assert part["summary_plan"]["chunks"] <= whole["summary_plan"]["chunks"]
-    with pytest.raises(AdaptsumError, match="past the end of"):
+    to_the_end = ask(
+        graph,
+        samples_index,
+        "Summarize this document",
+        documents=[EN_SAMPLE.name],
+        pages="2-",
+        strategy=strategy,
+    )
+    assert {c["page"] for c in to_the_end["citations"]} == {2}
+    with pytest.raises(AdaptsumError, match="pages 5-6: past the end of"):
         ask(
             graph,
             samples_index,
@@ -557,7 +566,7 @@ def test_nothing_is_quoted_from_outside_the_asked_pages(
         pages="1",
     )
     assert {c["page"] for c in first["citations"]} <= {1}
-    with pytest.raises(AdaptsumError, match=r"pages 50-50: past the end of .* \(2 pages\)"):
+    with pytest.raises(AdaptsumError, match=r"pages 50: past the end of .* \(2 pages\)"):
         ask(graph, samples_index, "Where is Webb?", documents=["webb-telescope-en.pdf"], pages="50")
 
 

@@ -154,3 +154,20 @@ def test_a_title_is_a_title_like_line_or_the_file_name(tmp_path: Path) -> None:
     assert load_pdf(titled).title == "Oversize Tire Accessory Kit"
     untitled = pdf("service-bulletin-ak-120.pdf", [*fields, "| 2 |", "4414", "@ 12", body])
     assert load_pdf(untitled).title == "service-bulletin-ak-120"
+
+
+def test_a_korean_table_page_taken_for_latin_keeps_its_hangul(
+    tesseract: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mostly figures, the budget form's page 2 scanned is called 'Latin' by Tesseract's
+    script detection (confidence 1.3-3.1): read with English alone, its Hangul was lost."""
+    from adaptsum.ingest.ocr import page_languages, tessdata
+
+    monkeypatch.setenv("ADAPTSUM_OCR_CACHE", str(tmp_path / "ocr-cache"))
+    monkeypatch.delenv("ADAPTSUM_OCR_LANGUAGES", raising=False)
+    source = real_pdf("energy-voucher-budget-ko.pdf")
+    pdf = _with_a_scan(source, tmp_path / "budget-scan.pdf", scanned=1, dpi=200)
+    with pymupdf.open(pdf) as doc:
+        assert page_languages(doc[0], tessdata(pdf)) == "kor+eng"
+    text = load_pdf(pdf).pages[0].page_content
+    assert "바우처" in text.replace(" ", "") and "230,556" in text
