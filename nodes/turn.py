@@ -149,6 +149,24 @@ def index_document(index, ref: Any, progress: Callable[..., None]) -> IndexRepor
         raise DocumentError(label, exc.problem) from None
 
 
+def _thread_document(index, ref: str, state: State) -> list[str]:
+    """Ids of the indexed documents `ref` names.
+
+    Raises:
+        AdaptsumError: none; for a document an earlier turn of the thread used, the
+            error says it was removed or replaced since, not just that nothing matches.
+    """
+    try:
+        return [d.doc_id for d in index.resolve([ref])]
+    except AdaptsumError:
+        if ref in state.doc_ids:
+            raise AdaptsumError(
+                f"document {ref}, which this thread used, is no longer indexed (removed, or "
+                "replaced by a new version of its file): name the document again"
+            ) from None
+        raise
+
+
 def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Index uploads, URLs and (outside a server) PDF paths on demand; resolve ids and names.
 
@@ -178,10 +196,10 @@ def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]
                     f"documents: {ref!r} is not an http(s) URL, an upload or a document id "
                     "(a server does not read files from its own disk)"
                 )
-            doc_ids.extend(d.doc_id for d in index.resolve([ref]))
+            doc_ids.extend(_thread_document(index, ref, state))
         else:
             try:
-                doc_ids.extend(d.doc_id for d in index.resolve([ref]))
+                doc_ids.extend(_thread_document(index, ref, state))
             except AdaptsumError:
                 path = Path(ref).expanduser()
                 if path.suffix.lower() == ".pdf" or "/" in ref:
@@ -189,8 +207,8 @@ def prepare_documents(state: State, runtime: Runtime[Context]) -> dict[str, Any]
                         path.resolve(), "no such file, and no indexed document has that name"
                     ) from None
                 raise
-    if not doc_ids and state.doc_ids:
-        doc_ids = list(state.doc_ids)  # a follow-up: the thread's documents
+    if not doc_ids and state.doc_ids:  # a follow-up: the thread's documents
+        doc_ids = [i for ref in state.doc_ids for i in _thread_document(index, ref, state)]
     if not doc_ids and on_server():
         raise InputError(
             "documents is empty: give URLs, uploads or document ids (a server does not "

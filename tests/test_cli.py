@@ -94,6 +94,17 @@ def test_remove_takes_a_document_out_whole(
     assert code == 1 and "empty document name" in err and error_lines(err) == 1
     assert len(index.documents()) == 2
 
+    code, _, err = run(
+        capsys,
+        "ask",
+        str(KO_SAMPLE),
+        "한글은 누가 만들었나요?",
+        "--thread",
+        "before",
+        "--data-dir",
+        str(data_dir),
+    )
+    assert code == 0, err
     code, out, err = run(capsys, "remove", KO_SAMPLE.name, "--data-dir", str(data_dir))
     assert code == 0, err
     assert out.startswith(f"removed {korean.doc_id}")
@@ -113,6 +124,17 @@ def test_remove_takes_a_document_out_whole(
 
     code, _, err = run(capsys, "remove", korean.doc_id, "--data-dir", str(data_dir))
     assert code == 1 and "no indexed document matches" in err
+    # a thread that asked about the removed document says what became of it
+    code, _, err = run(
+        capsys,
+        "ask",
+        "세종대왕은 무엇을 했나요?",
+        "--thread",
+        "before",
+        "--data-dir",
+        str(data_dir),
+    )
+    assert code == 1 and f"document {korean.doc_id}, which this thread used" in err
     code, out, err = run(capsys, "index", str(KO_SAMPLE), "--data-dir", str(data_dir))
     assert code == 0 and "indexed " in out, err
     assert len(DocumentIndex(Context(data_dir=str(data_dir))).documents()) == 2
