@@ -345,7 +345,7 @@ def _text(raw: str) -> str:
 
 def _pages(raw: str) -> str:
     """An argparse type: '' or N, N-M (1 <= N <= M) or N- (kept as text for the graph)."""
-    from adaptsum.store.index import PageRange
+    from adaptsum.ingest.pages import PageRange
 
     try:
         PageRange.parse(raw)

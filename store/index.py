@@ -8,17 +8,17 @@ replaces the old one once fully written (see `store.catalog`).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
+from adaptsum.ingest.pages import PageRange
 from adaptsum.ingest.terms import Translations, korean_words, neutral_terms
 from adaptsum.state.context import Context, on_server
 from adaptsum.store.catalog import (
@@ -114,59 +114,6 @@ class _Window:
     part: int
     text: str
     kind: str = "chunk"
-
-
-@dataclass
-class PageRange:
-    """Inclusive 1-based page range for retrieval filters."""
-
-    first: int = 1
-    last: int = field(default=1 << 30)
-
-    @classmethod
-    def parse(cls, spec: str | None) -> PageRange | None:
-        """'3' or '2-5' (None or '' for no filter).
-
-        Raises:
-            AdaptsumError: the spec is not N or N-M with 1 <= N <= M.
-        """
-        if not spec or not spec.strip():
-            return None
-        first, dash, last = spec.strip().partition("-")
-        try:  # "5-": from page 5 to the end
-            rng = cls(int(first), int(last) if last.strip() else cls.last if dash else int(first))
-        except ValueError:
-            raise AdaptsumError(f"pages {spec!r}: expected N, N-M or N-") from None
-        if rng.first < 1 or rng.last < rng.first:
-            raise AdaptsumError(f"pages {spec!r}: expected 1 <= N <= M")
-        return rng
-
-    def __str__(self) -> str:
-        """'3', '2-5' or '5-' (to the end), as a user writes a range."""
-        if self.last == self.first:
-            return str(self.first)
-        return f"{self.first}-" if self.last == PageRange.last else f"{self.first}-{self.last}"
-
-    def clip(self, chunk: ChunkRecord, document: DocumentRecord) -> ChunkRecord:
-        """The part of `chunk` on these pages.
-
-        Retrieval keeps a chunk that touches the range, and a chunk may run from page 6
-        onto page 7: graded and quoted whole, it let '--pages 5-6' cite page 7.
-        """
-        if chunk.page_start >= self.first and chunk.page_end <= self.last:
-            return chunk
-        offsets = json.loads(document.page_offsets)
-        lo = min((start for page, start in offsets if page >= self.first), default=0)
-        hi = min((start for page, start in offsets if page > self.last), default=chunk.char_end)
-        start, end = max(lo, chunk.char_start), max(min(hi, chunk.char_end), lo)
-        return dataclasses.replace(
-            chunk,
-            text=chunk.text[start - chunk.char_start : max(end, start) - chunk.char_start],
-            char_start=start,
-            char_end=max(end, start),
-            page_start=max(chunk.page_start, self.first),
-            page_end=min(chunk.page_end, self.last),
-        )
 
 
 def chroma_http_client(url: str, settings: Any) -> Any:
