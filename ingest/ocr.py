@@ -154,8 +154,8 @@ def ocr_page(path: Path, page: pymupdf.Page, key: str) -> str:
     from adaptsum.ingest.pdf import join_blocks
 
     automatic = _chosen_by_script()
-    languages = f"auto:{ocr_languages()}" if automatic else ocr_languages()
-    name = hashlib.sha256(f"{key}:{languages}:{OCR_DPI}:{OCR_VERSION}".encode()).hexdigest()
+    setting = f"auto:{ocr_languages()}" if automatic else ocr_languages()  # known before OCR
+    name = hashlib.sha256(f"{key}:{setting}:{OCR_DPI}:{OCR_VERSION}".encode()).hexdigest()
     cached = cache_dir() / name[:2] / f"{name}.txt"
     if cached.is_file():
         return cached.read_text(encoding="utf-8")

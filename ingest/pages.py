@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adaptsum.errors import AdaptsumError
@@ -18,13 +18,16 @@ if TYPE_CHECKING:
 
 __all__ = ["PageRange"]
 
+TO_THE_END = 1 << 30
+"""The last page of an open range ('5-', or no range): past any document's end."""
+
 
 @dataclass
 class PageRange:
     """Inclusive 1-based page range for retrieval filters."""
 
     first: int = 1
-    last: int = field(default=1 << 30)
+    last: int = TO_THE_END
 
     @classmethod
     def parse(cls, spec: str | None) -> PageRange | None:
@@ -37,7 +40,7 @@ class PageRange:
             return None
         first, dash, last = spec.strip().partition("-")
         try:  # "5-": from page 5 to the end
-            rng = cls(int(first), int(last) if last.strip() else cls.last if dash else int(first))
+            rng = cls(int(first), int(last) if last.strip() else TO_THE_END if dash else int(first))
         except ValueError:
             raise AdaptsumError(f"pages {spec!r}: expected N, N-M or N-") from None
         if rng.first < 1 or rng.last < rng.first:
@@ -48,7 +51,7 @@ class PageRange:
         """'3', '2-5' or '5-' (to the end), as a user writes a range."""
         if self.last == self.first:
             return str(self.first)
-        return f"{self.first}-" if self.last == PageRange.last else f"{self.first}-{self.last}"
+        return f"{self.first}-" if self.last == TO_THE_END else f"{self.first}-{self.last}"
 
     def clip(self, chunk: ChunkRecord, document: DocumentRecord) -> ChunkRecord:
         """The part of `chunk` on these pages.

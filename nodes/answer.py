@@ -9,11 +9,11 @@ from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for
 from adaptsum.engines.language import REFUSAL, phrase
+from adaptsum.ingest.pages import PageRange
 from adaptsum.nodes.retry import run_deadline
 from adaptsum.nodes.turn import end_of_turn
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import State, files_of
-from adaptsum.store.index import PageRange
 
 
 def reply_language(state: State, ctx: Context) -> str:

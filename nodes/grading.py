@@ -13,6 +13,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from adaptsum.engines.factory import engine_for, index_for, resources_for
+from adaptsum.ingest.pages import PageRange
 from adaptsum.nodes.budget import STOPPED
 from adaptsum.nodes.concurrency import work_slot
 from adaptsum.nodes.retry import MAX_ATTEMPTS, last_attempt, retryable, run_deadline
@@ -27,7 +28,6 @@ from adaptsum.state.graph_state import (
     not_relevant,
 )
 from adaptsum.store.catalog import ChunkRecord
-from adaptsum.store.index import PageRange
 
 
 def grade_chunk(task: GradeTask, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from langgraph.runtime import Runtime
 from adaptsum.engines.factory import engine_for, index_for, resources_for
 from adaptsum.errors import AdaptsumError
 from adaptsum.ingest.fetch import shown_file
+from adaptsum.ingest.pages import PageRange
 from adaptsum.nodes.retry import last_attempt, run_deadline
 from adaptsum.state.context import Context
 from adaptsum.state.graph_state import Retrieved, State, Usage, add_usage
 from adaptsum.store.catalog import DocumentRecord
-from adaptsum.store.index import PageRange
 
 
 def translate_query(state: State, runtime: Runtime[Context], chat_model=None) -> dict[str, Any]:
@@ -61,22 +61,6 @@ Chosen on the tune split and the dev set (recall@1 of the rerank 0.53 -> 0.60 an
 sentences are about as close to the question, the one that names what was asked wins.
 """
 
-
-GLOSS_WEIGHT = 0.25
-"""Weight of the question's gloss against the question itself in a sentence's similarity.
-
-The gloss is a Korean question rewritten in the words an English document uses for
-its terms (`DocumentIndex.gloss`): "10.7 solar publicly public revealed license" for
-"SOLAR 10.7B는 어떤 라이선스로 공개되었나요?". e5 compares it within one language,
-where its similarities are higher and sharper than across two. A sentence's similarity
-is the weighted mean of its similarity to the question and to the gloss, so passages
-of documents with and without a gloss stay on one scale.
-
-Chosen on tune, the calibration questions and dev, with FIRST_MENTION_WEIGHT 0.02:
-calibration recall@1 0.75 at weight 0, 0.81 at 0.1, 0.88 from 0.2 to 0.4, 0.81 at 0.5
-and 1; tune 0.88 up to 0.3, 0.85 from 0.4; dev 0.90 throughout. With one translation
-per word instead of up to three, the calibration questions lost one more.
-"""
 
 FIRST_MENTION_WEIGHT = 0.01
 """Rerank bonus for a passage at the start of its document, falling to 0 at its end.
@@ -176,7 +160,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                     ),
                 )
     if rerank:
-        from adaptsum.engines.extractive import ExtractiveEngine
+        from adaptsum.engines.extractive import ExtractiveEngine, with_gloss
 
         engine = ExtractiveEngine(resources_for(ctx))
 
@@ -207,9 +191,7 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             document = documents[cid]
             similarity = best_similarity(question, hit)
             if gloss := glosses.get(document.revision):
-                similarity = (similarity + GLOSS_WEIGHT * best_similarity(gloss, hit)) / (
-                    1 + GLOSS_WEIGHT
-                )
+                similarity = with_gloss(similarity, best_similarity(gloss, hit))
             terms, translations = document_terms(document)
             start = (hit["page_start"] - 1) / max(document.total_pages, 1)
             return (

@@ -41,6 +41,7 @@ from adaptsum.engines.summary import (
 )
 from adaptsum.errors import AdaptsumError, InputError
 from adaptsum.ingest.fetch import shown_file
+from adaptsum.ingest.pages import PageRange
 from adaptsum.nodes.answer import reply_language
 from adaptsum.nodes.budget import (
     MAX_PAUSES,
@@ -74,7 +75,6 @@ from adaptsum.state.graph_state import (
     add_usage,
 )
 from adaptsum.store.catalog import ChunkRecord, DocumentRecord, chunk_id, parse_chunk_id
-from adaptsum.store.index import PageRange
 
 _log = logging.getLogger(__name__)
 
@@ -132,6 +132,12 @@ def summary_chunks_of(index, document: DocumentRecord, pages: str) -> list[Chunk
             share = len(cut.text) / max(len(chunk.text), 1)
             out.append(dataclasses.replace(cut, tokens=max(1, round(chunk.tokens * share))))
     return out
+
+
+def _on_pages(chunk: ChunkRecord, document: DocumentRecord, pages: str | None) -> ChunkRecord:
+    """`chunk` cut to its text on `pages` ('' or None: whole)."""
+    selected = PageRange.parse(pages)
+    return chunk if selected is None else selected.clip(chunk, document)
 
 
 def _one_of(state: State, ctx: Context, document: DocumentRecord) -> str:
@@ -388,8 +394,7 @@ def map_chunk(task: MapTask, runtime: Runtime[Context], chat_model=None) -> dict
         [task["chunk_id"]], {parse_chunk_id(task["chunk_id"])[0]: task.get("file", "")}
     )[task["chunk_id"]]
     document = index.resolve([chunk.doc_id])[0]
-    if (selected := PageRange.parse(task.get("pages"))) is not None:
-        chunk = selected.clip(chunk, document)
+    chunk = _on_pages(chunk, document, task.get("pages"))
     key = _level_key(0, task["order"])
     cache_key = _map_cache_key(ctx, chat_model, chunk, task["focus"])
     use_cache = ctx.engine == "llm" and ctx.map_cache
@@ -649,8 +654,7 @@ def refine_chunk(state: State, runtime: Runtime[Context], chat_model=None) -> di
     chunk_id = summary_chunk_ids(state)[step]
     chunk = index.live_chunks([chunk_id], _files(state))[chunk_id]
     document = index.resolve([chunk.doc_id])[0]
-    if (selected := PageRange.parse(state.pages)) is not None:
-        chunk = selected.clip(chunk, document)
+    chunk = _on_pages(chunk, document, state.pages)
     shape = Shape.from_context(ctx, reply_language(state, ctx))
     summarizer = summarizer_for(ctx, chat_model, runtime)
     previous = load_partial(ctx, state.refine_summary) if state.refine_summary else None

@@ -18,11 +18,12 @@ from adaptsum.engines.factory import index_for
 from adaptsum.engines.language import detect_language
 from adaptsum.errors import AdaptsumError, DocumentError, InputError
 from adaptsum.ingest.fetch import fetch_pdf, is_upload, is_url, save_upload, shown_name
+from adaptsum.ingest.pages import PageRange
 from adaptsum.nodes.attempts import forget_failed
 from adaptsum.providers.budget import forget_run
 from adaptsum.state.context import Context, on_server
 from adaptsum.state.graph_state import IndexedDocument, IndexState, Mode, State, Strategy
-from adaptsum.store.index import IndexReport, PageRange
+from adaptsum.store.index import IndexReport
 
 _DOC_ID = re.compile(r"[0-9a-f]{12}")
 """A document id: the first 12 hex digits of the PDF's sha256."""
@@ -153,8 +154,8 @@ def _thread_document(index, ref: str, state: State) -> list[str]:
     """Ids of the indexed documents `ref` names.
 
     Raises:
-        AdaptsumError: none; for a document an earlier turn of the thread used, the
-            error says it was removed or replaced since, not just that nothing matches.
+        AdaptsumError: nothing matches; for a document an earlier turn of the thread
+            used, the error says it was removed or replaced since.
     """
     try:
         return [d.doc_id for d in index.resolve([ref])]
