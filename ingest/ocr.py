@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 OCR_DPI = 300
 """Render resolution: Tesseract is most accurate on text about 30 pixels high."""
 
-OCR_VERSION = "3"
+OCR_VERSION = "4"
 """Bump when the OCR settings or the text it produces change, so caches are not reused."""
 
 OSD_DPI = 150

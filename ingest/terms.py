@@ -95,9 +95,42 @@ def respace(text: str) -> str:
         return text
     model = _kiwi()
     return "\n".join(
-        model.space(line, reset_whitespace=False) if _HANGUL.search(line) else line
+        _keep_figures_whole(line, model.space(line, reset_whitespace=False))
+        if _HANGUL.search(line)
+        else line
         for line in text.split("\n")
     )
+
+
+def _keep_figures_whole(line: str, spaced: str) -> str:
+    """Kiwi's `spaced` line with the page's own spaces, and figures left whole.
+
+    Kiwi's model splits a number from its unit ('2,100 만 원', '3.5 %'), which is not
+    how Korean writes figures nor what the page shows, and it can drop a space the page
+    has ('3 개 월' -> '3개 월') even with `reset_whitespace=False`. Walking both strings
+    tells the spaces it inserted from the page's: the page's are all kept, and an
+    inserted one between a digit and a unit ('만', '%', ...) is left out.
+    """
+    kept: list[str] = []
+    at = 0
+    for position, char in enumerate(spaced):
+        while at < len(line) and line[at].isspace() and not char.isspace():
+            kept.append(line[at])  # a space of the page's that Kiwi dropped
+            at += 1
+        if at < len(line) and char == line[at]:
+            at += 1
+        elif char == " " and kept and kept[-1].isdigit():
+            following = spaced[position + 1 : position + 2]
+            if following and following in _UNITS:
+                continue
+        kept.append(char)
+    if line[at:].strip():  # Kiwi changed a character: the walk lost its place
+        return spaced
+    return "".join(kept) + line[at:]
+
+
+_UNITS = frozenset("만억조천백원%")
+"""What follows a figure without a space: '2,100만원', '3.5%'."""
 
 
 def tokenize(text: str) -> list[str]:

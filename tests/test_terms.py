@@ -104,3 +104,14 @@ def test_parallel_graders_stem_without_stepping_on_each_other() -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_ocr_respacing_splits_words_but_keeps_figures_and_the_pages_spaces() -> None:
+    # PyMuPDF's OCR runs Korean words together; Kiwi's spacing model parts them, but on
+    # its own it also split '2,100만원' into '2,100 만 원' and dropped the page's spaces.
+    assert terms.respace("한글은조선의임금인세종이만들었다").count(" ") >= 3
+    assert "2,100만" in terms.respace("사업비는2,100만원이며")
+    assert "3.5%" in terms.respace("2024년예산은3.5%증가했다")
+    assert terms.respace("GFSM2014기준으로") == "GFSM2014 기준으로"  # not a unit: parted
+    assert terms.respace("기간은 3 개 월") == "기간은 3 개 월"
+    assert terms.respace("No Hangul here") == "No Hangul here"
