@@ -367,11 +367,15 @@ NUMBER_WEIGHT = 0.03
 quantity or a date."""
 
 _ASKS_FOR_A_NUMBER = re.compile(
-    r"\bhow\s+(many|much|long|old|large|big|high|far|often|fast)\b|\bwhen\b|"
+    r"\bhow\s+(many|much|long|old|large|big|high|far|often|fast)\b|^\W*when\b|"
+    r"\bwhen\s+(did|does|do|was|were|is|are|will|would|has|have|had|can|could)\b|"
     r"\b(what|which)\s+(year|date|day|month|percentage|number|size|score|version)\b|"
-    r"몇|얼마|언제|연도|날짜|비율|점수|규모|크기",
+    r"(?<!몇)몇(?!몇)|얼마|언제(?![나든])|연도|날짜|비율|점수|규모|크기",
     re.IGNORECASE,
 )
+"""A question answered by a figure. "When" only as the question's own ("When did…",
+"…, and when was it…"), not a clause's ("What happens when the cache is full?"); not
+"몇몇" (some) nor "언제나" / "언제든" (always, anytime)."""
 _NUMBER = re.compile(r"(?<![A-Za-z\d.,])(\d[\d,.]*\d|\d)([A-Za-z]?)")
 
 

@@ -168,6 +168,28 @@ def test_the_gloss_ranks_the_passage_that_answers(solar: tuple[Path, Path]) -> N
     assert first["page_start"] <= 6 <= first["page_end"]
 
 
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("When did Webb launch?", True),
+        ("Who built it, and when was it launched?", True),
+        ("How many layers does the model have?", True),
+        ("한글은 언제 만들어졌나요?", True),
+        ("레이어는 몇 개인가요?", True),
+        ("What happens when the cache is full?", False),
+        ("Why does the shell fork when it runs a command?", False),
+        ("몇몇 모델은 무엇을 사용하나요?", False),
+        ("언제나 켜져 있어야 하는 기능은?", False),
+    ],
+)
+def test_a_question_asks_for_a_figure_only_with_its_own_when_or_how_many(
+    question: str, asks: bool
+) -> None:
+    from adaptsum.engines.extractive import _ASKS_FOR_A_NUMBER
+
+    assert bool(_ASKS_FOR_A_NUMBER.search(question)) is asks
+
+
 def test_a_question_for_a_number_is_answered_first_by_the_sentence_with_it(
     solar: tuple[Path, Path],
 ) -> None:
