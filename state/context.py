@@ -444,13 +444,13 @@ class Context:
             )
         if not 1 <= self.grade_cutoff <= 10:
             raise ConfigError(f"grade_cutoff must be 1-10, got {self.grade_cutoff}")
+        from adaptsum.ingest.language import ISO_639_1
+
         language = self.answer_language
-        if language not in {"auto", "document"} and not (
-            len(language) == 2 and language.isascii() and language.isalpha()
-        ):
+        if language not in {"auto", "document"} and language not in ISO_639_1:
             raise ConfigError(
-                "answer_language must be 'auto', 'document' or a two-letter ISO 639-1 code, "
-                f"got {language!r}"
+                "answer_language must be 'auto', 'document' or a two-letter ISO 639-1 code "
+                f"(ko, en, ja, ...), got {language!r}"
             )
 
     @property

@@ -37,6 +37,7 @@ def test_a_run_cannot_set_operator_settings_on_a_server(monkeypatch: pytest.Monk
         ({"sentence_rerank": "yes"}, "sentence_rerank must be true or false"),
         ({"engine": "gpt"}, "engine must be one of 'extractive', 'llm'"),
         ({"answer_language": "klingon"}, "answer_language must be"),
+        ({"answer_language": "xx"}, "answer_language must be .* got 'xx'"),
         ({"rerank_depth": 0}, "rerank_depth must be at least 1, got 0"),
         ({"similarity_threshold": 5}, "similarity_threshold must be between 0 and 1, got 5"),
         ({"min_term_support": -1}, "min_term_support must be between 0 and 1, got -1"),
