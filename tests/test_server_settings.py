@@ -29,6 +29,15 @@ def test_a_run_cannot_set_operator_settings_on_a_server(monkeypatch: pytest.Monk
     assert Context(data_dir="/tmp/mine").data_dir == "/tmp/mine"  # the CLI's user may
 
 
+def test_the_schema_a_server_shows_marks_its_operator_settings() -> None:
+    # Studio lists every context field; a remote user learns which ones are not theirs.
+    from adaptsum.graph.main_graph import build_graph
+
+    properties = build_graph().get_context_jsonschema()["properties"]
+    marked = {name for name, p in properties.items() if "Operator setting" in p["description"]}
+    assert marked == set(OPERATOR_SETTINGS)
+
+
 @pytest.mark.parametrize(
     ("context", "message"),
     [
