@@ -109,7 +109,8 @@ def _keep_figures_whole(line: str, spaced: str) -> str:
     how Korean writes figures nor what the page shows, and it can drop a space the page
     has ('3 개 월' -> '3개 월') even with `reset_whitespace=False`. Walking both strings
     tells the spaces it inserted from the page's: the page's are all kept, and an
-    inserted one between a digit and a unit ('만', '%', ...) is left out.
+    inserted one between a digit and the Hangul or '%' after it (a unit or counter:
+    '3 장', '5 개') or after the ordinal prefix '제' ('제 4대') is left out.
     """
     kept: list[str] = []
     at = 0
@@ -119,18 +120,17 @@ def _keep_figures_whole(line: str, spaced: str) -> str:
             at += 1
         if at < len(line) and char == line[at]:
             at += 1
-        elif char == " " and kept and kept[-1].isdigit():
+        elif char == " " and kept:
             following = spaced[position + 1 : position + 2]
-            if following and following in _UNITS:
-                continue
+            if kept[-1].isdigit() and (following == "%" or _HANGUL.match(following)):
+                continue  # a figure and its unit or counter: '2,100만원', '3장', '5개
+            ordinal = kept[-1] == "제" and (len(kept) < 2 or not kept[-2].isalnum())
+            if ordinal and following.isdigit():
+                continue  # '제4대', '제3조': the prefix of an ordinal
         kept.append(char)
     if line[at:].strip():  # Kiwi changed a character: the walk lost its place
         return spaced
     return "".join(kept) + line[at:]
-
-
-_UNITS = frozenset("만억조천백원%")
-"""What follows a figure without a space: '2,100만원', '3.5%'."""
 
 
 def tokenize(text: str) -> list[str]:

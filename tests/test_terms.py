@@ -112,6 +112,8 @@ def test_ocr_respacing_splits_words_but_keeps_figures_and_the_pages_spaces() -> 
     assert terms.respace("한글은조선의임금인세종이만들었다").count(" ") >= 3
     assert "2,100만" in terms.respace("사업비는2,100만원이며")
     assert "3.5%" in terms.respace("2024년예산은3.5%증가했다")
-    assert terms.respace("GFSM2014기준으로") == "GFSM2014 기준으로"  # not a unit: parted
+    assert "제3장에" in terms.respace("제3장에서는모델을설명한다")
+    assert "제4대" in terms.respace("한글은조선의제4대임금인세종이만들었다")
+    assert "문제 3" in terms.respace("이것은문제3번입니다")
     assert terms.respace("기간은 3 개 월") == "기간은 3 개 월"
     assert terms.respace("No Hangul here") == "No Hangul here"
