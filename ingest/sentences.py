@@ -23,6 +23,11 @@ _ABBREVIATION = re.compile(
 )
 """Abbreviations a sentence goes on after ("Lee et al. show", "e.g. the", "Fig. b"): a
 period after them is not a boundary, or a paper's sentence is quoted in two halves."""
+_COINED = re.compile(r"(?<![\w.])[A-Z][a-z]{1,5}\.$")
+"""A short capitalised word and a period: an abbreviation a paper coins ("Synth. data",
+"Cand. 1") when what follows starts in lower case or with a digit, as a sentence
+seldom does. Before a capital it still ends the sentence: "in Seoul. The" and a name
+("Bae. We") are far more common than SOLAR's "Synth. Math-Instruct"."""
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\u0e00-\u0e7f]")
 """Kana, Han and Thai letters: scripts written without spaces between words."""
 _LETTER = re.compile(r"[^\W\d_]")
@@ -50,8 +55,12 @@ def split_sentences(text: str) -> list[Sentence]:
     pos = 0
     for match in [*_BOUNDARY.finditer(text), None]:
         end = match.start() if match else len(text)
-        if match and "\n" not in match.group() and _ABBREVIATION.search(text, pos, end):
-            continue
+        if match and "\n" not in match.group():
+            if _ABBREVIATION.search(text, pos, end):
+                continue
+            following = text[match.end() : match.end() + 1]
+            if (following.islower() or following.isdigit()) and _COINED.search(text, pos, end):
+                continue
         piece = text[pos:end].strip()
         # where words are not spaced (Japanese, Chinese), two letters count as a word
         words = max(len(piece.split()), len(_UNSPACED.findall(piece)) // 2)

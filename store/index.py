@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 # vectors written for a chunk), so indexes get rebuilt. 5: every sentence has a vector;
 # 6: a sentence goes on after "et al.", "e.g." and other abbreviations, Kiwi decides
 # whether a Korean line break was a space, arXiv's margin stamp is dropped, and a piece
-# with fewer than two words ("86 CHILD_MAX .") is no sentence.
-SPLITTER_VERSION = "6"
+# with fewer than two words ("86 CHILD_MAX .") is no sentence; 7: nor does one end after
+# an abbreviation a paper coins ("Synth. data").
+SPLITTER_VERSION = "7"
 
 
 Progress = Callable[[str, int, int], None]

@@ -68,12 +68,18 @@ def test_a_sentence_said_twice_is_quoted_once() -> None:
         "We use several tricks, e.g. dropping whole layers in every block.",
         "The two models reach 71 and 74 points resp. on the two benchmarks.",
         "Prof. Kim and Dr. Park measured the same loss on both test sets.",
+        "Results on Synth. data beat those of Cand. 1 by two points.",  # coined
     ],
 )
 def test_a_sentence_goes_on_after_an_abbreviation(text: str) -> None:
     """A paper's "et al." or "e.g." ended the sentence, so half of it was quoted."""
     follow = "It is fast enough to use on a laptop."
     assert [s.text for s in split_sentences(f"{text} {follow}")] == [text, follow]
+
+
+def test_a_capitalised_word_ends_a_sentence_before_a_capital() -> None:
+    text = "The tower stands in Seoul. Its top floor is open to visitors at night."
+    assert len(split_sentences(text)) == 2
 
 
 def test_a_papers_reference_list_is_not_summarized_but_its_appendix_is() -> None:
