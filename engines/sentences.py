@@ -35,6 +35,12 @@ _NEXT_SECTION = re.compile(
     r"|^[ \t]*(?i:appendix|appendices|supplementary material|부록)\b[^\n]{0,60}$",
     re.MULTILINE,
 )
+_CAPTION = re.compile(r"^(?:Table|Figure|Fig\.|Tab\.|표|그림)\s*\d+\s*[:.]", re.IGNORECASE)
+"""A table's or figure's caption ("Table 3: Comparison of ..."): it describes what a
+summary cannot show."""
+_FRAGMENT = re.compile(r"^[a-z]")
+"""A piece that starts in lower case is the rest of a sentence whose start the layout
+put elsewhere (DPR's "We" before a table, "see that higher retriever accuracy ..." after)."""
 _REFERENCE_ENTRY = re.compile(
     r"\barXiv(?::|\s+preprint)|\bIn Proceedings\b|\bProceedings of the\b|doi\.org/|\bdoi:"
 )
@@ -57,7 +63,8 @@ def summary_worthy(sentences: list[Sentence], document_text: str = "") -> list[S
     """The sentences a reader wants in a summary: prose, said once.
 
     Left out: code and shell fragments (symbols such as ``{ } ; | $ =`` or calls),
-    short pieces, lines that are mostly numbers (table rows), boilerplate that
+    short pieces, lines that are mostly numbers (table rows), captions, pieces of a
+    sentence that start in lower case, boilerplate that
     repeats across the document with only its numbers changed ("Page 3 report."),
     and the reference list (a paper's summary once ended on "Ze Liu, Han Hu, ... et al.
     2023."): sentences inside a bibliography of `document_text` (which their offsets
@@ -81,6 +88,7 @@ def summary_worthy(sentences: list[Sentence], document_text: str = "") -> list[S
         code = len(_CODE.findall(text)) >= 2
         cited = any(start <= s.start < end for start, end in spans)
         cited = cited or _REFERENCE_ENTRY.search(text) is not None
-        if prose and long_enough and not code and not cited and counts[key(text)] < 3:
+        piece = _CAPTION.match(text) is not None or _FRAGMENT.match(text) is not None
+        if prose and long_enough and not code and not cited and not piece and counts[key(text)] < 3:
             out.append(s)
     return out or sentences

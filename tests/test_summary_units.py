@@ -32,6 +32,18 @@ def test_code_table_rows_and_repeated_boilerplate_are_left_out() -> None:
     assert kept == [PROSE, KOREAN]
 
 
+def test_captions_and_sentence_pieces_are_left_out() -> None:
+    text = "\n".join(
+        [
+            "Table 3: Comparison of different training schemes on the development set.",
+            "see that higher retriever accuracy typically leads to better final results.",
+            "표 2. 에너지바우처 사업의 연도별 예산과 지원 가구 수를 정리한 표입니다.",
+            PROSE,
+        ]
+    )
+    assert [s.text for s in summary_worthy(split_sentences(text))] == [PROSE]
+
+
 def test_nothing_worthy_keeps_what_there_is() -> None:
     only = split_sentences("x = compute(a, b); y = other(c); return x + y;")
     assert summary_worthy(only) == only
