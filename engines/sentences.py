@@ -38,6 +38,9 @@ _NEXT_SECTION = re.compile(
 _CAPTION = re.compile(r"^(?:Table|Figure|Fig\.|Tab\.|표|그림)\s*\d+\s*[:.]", re.IGNORECASE)
 """A table's or figure's caption ("Table 3: Comparison of ..."): it describes what a
 summary cannot show."""
+_NOTE = re.compile(r"^(?:\d{1,3}\)\s|\(단위|(?:주|자료|출처|note|notes|source)\s*:)", re.IGNORECASE)
+"""A footnote ("14) 정부는 ...") or a table's unit, note or source line ("(단위: 백만원)",
+"주: ...", "Source: ..."): said about something else, not the document's own line."""
 _FRAGMENT = re.compile(r"^[a-z]")
 """A piece that starts in lower case is the rest of a sentence whose start the layout
 put elsewhere (DPR's "We" before a table, "see that higher retriever accuracy ..." after)."""
@@ -63,8 +66,9 @@ def summary_worthy(sentences: list[Sentence], document_text: str = "") -> list[S
     """The sentences a reader wants in a summary: prose, said once.
 
     Left out: code and shell fragments (symbols such as ``{ } ; | $ =`` or calls),
-    short pieces, lines that are mostly numbers (table rows), captions, pieces of a
-    sentence that start in lower case, boilerplate that
+    short pieces, table rows (mostly numbers, or cells joined by " | "), captions,
+    footnotes and tables' notes, pieces of a sentence that start in lower case,
+    boilerplate that
     repeats across the document with only its numbers changed ("Page 3 report."),
     and the reference list (a paper's summary once ended on "Ze Liu, Han Hu, ... et al.
     2023."): sentences inside a bibliography of `document_text` (which their offsets
@@ -88,7 +92,7 @@ def summary_worthy(sentences: list[Sentence], document_text: str = "") -> list[S
         code = len(_CODE.findall(text)) >= 2
         cited = any(start <= s.start < end for start, end in spans)
         cited = cited or _REFERENCE_ENTRY.search(text) is not None
-        piece = _CAPTION.match(text) is not None or _FRAGMENT.match(text) is not None
+        piece = any(p.match(text) for p in (_CAPTION, _NOTE, _FRAGMENT)) or " | " in text
         if prose and long_enough and not code and not cited and not piece and counts[key(text)] < 3:
             out.append(s)
     return out or sentences

@@ -32,12 +32,15 @@ def test_code_table_rows_and_repeated_boilerplate_are_left_out() -> None:
     assert kept == [PROSE, KOREAN]
 
 
-def test_captions_and_sentence_pieces_are_left_out() -> None:
+def test_captions_notes_table_rows_and_sentence_pieces_are_left_out() -> None:
     text = "\n".join(
         [
             "Table 3: Comparison of different training schemes on the development set.",
             "see that higher retriever accuracy typically leads to better final results.",
             "표 2. 에너지바우처 사업의 연도별 예산과 지원 가구 수를 정리한 표입니다.",
+            "14) 정부는 파생상품의 계약에 따라 발생된 권리와 의무를 공정가액으로 평가한다.",
+            "주: 최소운영수입보장 및 중요한 계약사항 규모는 보고서에 명시된 것만 산정.",
+            "⑨ 우발자산 | 자원의 유입가능성이 매우 높은 압수품 및 몰수품 등이 해당된다.",
             PROSE,
         ]
     )
