@@ -198,6 +198,9 @@ class ExtractiveEngine:
                 if asks_for_a_figure and _figures(text) - given:
                     score += NUMBER_WEIGHT
                 candidates.append((score, text, grade, page))
+        if not asks_for_a_figure and not _MEASURE.search(question):
+            # "DPR | 78.4 | 79.4 | ..." holds the name asked about, and says nothing of it
+            candidates = [c for c in candidates if not _numeric_row(c[1])] or candidates
         candidates.sort(key=lambda c: -c[0])
         seen: set[str] = set()
         picked: list[tuple[float, str, Grade, tuple[int, str]]] = []
@@ -376,6 +379,14 @@ _ASKS_FOR_A_NUMBER = re.compile(
 """A question answered by a figure. "When" only as the question's own ("When did…",
 "…, and when was it…"), not a clause's ("What happens when the cache is full?"); not
 "몇몇" (some) nor "언제나" / "언제든" (always, anytime)."""
+_MEASURE = re.compile(
+    r"\b(accuracy|scores?|rates?|ratio|percent|share|proportion|performance|results?|f1|"
+    r"bleu|rouge|perplexity|budget|cost|price|amount)\b|"
+    r"성능|정확도|점수|수치|결과|비율|비중|예산|비용|가격|금액|단가",
+    re.IGNORECASE,
+)
+"""A question about a measure ("the top-20 accuracy of DPR", "성능이 좋아지나요?"), which a
+table row may answer even when it asks for no figure outright."""
 _NUMBER = re.compile(r"(?<![A-Za-z\d.,])(\d[\d,.]*\d|\d)([A-Za-z]?)")
 
 
@@ -386,6 +397,14 @@ def _figures(text: str) -> set[str]:
     without giving any figure.
     """
     return {m.group(1) for m in _NUMBER.finditer(text) if not m.group(2)}
+
+
+def _numeric_row(text: str) -> bool:
+    """A table row whose cells are mostly figures ("DPR | 78.4 | 79.4 | 73.2", "- | 94.6")."""
+    cells = text.split(" | ")
+    if len(cells) < 3:
+        return False
+    return sum(1 for c in cells if not any(ch.isalpha() for ch in c)) * 2 >= len(cells)
 
 
 LEXICAL_WEIGHT = 0.05

@@ -642,3 +642,32 @@ def test_a_follow_up_does_not_inherit_the_last_turns_options(samples_index: Docu
     out = graph.invoke({"request": "When did Webb launch?"}, config, context=ctx)
     assert out["route"] == "answer", out["route_reason"]
     assert out["citations"][0]["page"] == 1 and "2021" in out["answer"]
+
+
+def test_rows_of_figures_are_quoted_only_for_a_question_about_figures(tmp_path: Path) -> None:
+    """«DPR은 어떤 인코더를 사용하나요?» on the DPR paper quoted the encoder's sentence and then
+    two rows of scores that merely name DPR ("DPR | 78.4 | 79.4 | ...")."""
+    import pymupdf
+
+    lines = [
+        "The dense passage retriever uses two independent BERT encoders for questions and",
+        "passages, and it ranks passages by the dot product of their vectors.",
+        "Top-20 retrieval accuracy on the five benchmarks is shown below for each retriever.",
+        "BM25 | 59.1 | 66.9 | 55.0 | 70.9 | 68.8",
+        "DPR | 78.4 | 79.4 | 73.2 | 79.8 | 63.2",
+        "DPR with BM25 | 76.6 | 79.8 | 71.0 | 85.2 | 71.5",
+    ]
+    pdf = tmp_path / "retriever.pdf"
+    with pymupdf.open() as doc:
+        doc.new_page().insert_text((72, 72), "\n".join(lines), fontsize=10)
+        doc.save(pdf)
+    ctx = Context(data_dir=str(tmp_path / "data"))
+    graph = build_graph()
+
+    def quotes(question: str) -> list[str]:
+        out = graph.invoke({"request": question, "documents": [str(pdf)]}, context=ctx)
+        assert out["route"] == "answer", out["route_reason"]
+        return [c["evidence"] for c in out["citations"]]
+
+    assert not any(" | " in q for q in quotes("Which encoders does DPR use?"))
+    assert any(" | " in q for q in quotes("What is the top-20 accuracy of DPR?"))
