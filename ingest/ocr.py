@@ -25,7 +25,8 @@ OCR_DPI = 300
 """Render resolution: Tesseract is most accurate on text about 30 pixels high."""
 
 OCR_VERSION = "4"
-"""Bump when the OCR settings or the text it produces change, so caches are not reused."""
+"""Bump when the OCR settings or the text it produces change, so caches are not reused
+(and documents are indexed again: it is part of a revision's name)."""
 
 OSD_DPI = 150
 """Render resolution for Tesseract's script detection: enough for it, a quarter the pixels."""

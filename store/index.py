@@ -206,8 +206,15 @@ class DocumentIndex:
         return store
 
     def revision(self, sha256: str) -> str:
-        """Name of a document version: file content plus the chunking that cut it."""
+        """Name of a document version: file content plus the chunking that cut it.
+
+        And the OCR's version: a scanned page read better is a new text, which an index
+        built from the old one would keep until something else changed.
+        """
+        from adaptsum.ingest.ocr import OCR_VERSION
+
         key = f"{sha256}:{self.ctx.chunk_size}:{self.ctx.chunk_overlap}:{SPLITTER_VERSION}"
+        key += f":ocr{OCR_VERSION}"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     # -- indexing ------------------------------------------------------------------
