@@ -123,7 +123,7 @@ def _keep_figures_whole(line: str, spaced: str) -> str:
         elif char == " " and kept:
             following = spaced[position + 1 : position + 2]
             if kept[-1].isdigit() and (following == "%" or _HANGUL.match(following)):
-                continue  # a figure and its unit or counter: '2,100만원', '3장', '5개
+                continue  # a figure and its unit or counter: '2,100만원', '3장', '5개'
             ordinal = kept[-1] == "제" and (len(kept) < 2 or not kept[-2].isalnum())
             if ordinal and following.isdigit():
                 continue  # '제4대', '제3조': the prefix of an ordinal

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 # 6: a sentence goes on after "et al.", "e.g." and other abbreviations, Kiwi decides
 # whether a Korean line break was a space, arXiv's margin stamp is dropped, and a piece
 # with fewer than two words ("86 CHILD_MAX .") is no sentence; 7: nor does one end after
-# an abbreviation a paper coins ("Synth. data").
+# an abbreviation a paper coins before a digit or a lower-case word ("Cand. 1").
 SPLITTER_VERSION = "7"
 
 
