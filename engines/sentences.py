@@ -69,11 +69,10 @@ def summary_worthy(sentences: list[Sentence], document_text: str = "") -> list[S
     short pieces, table rows (mostly numbers, or cells joined by " | "), captions,
     footnotes and tables' notes, pieces of a sentence that start in lower case,
     boilerplate that repeats across the document with only its numbers changed
-    ("Page 3 report."),
-    and the reference list (a paper's summary once ended on "Ze Liu, Han Hu, ... et al.
-    2023."): sentences inside a bibliography of `document_text` (which their offsets
-    point into) or citing arXiv, proceedings or a DOI. When nothing is left, the
-    sentences are returned as they were.
+    ("Page 3 report."), and the reference list (a paper's summary once ended on "Ze Liu,
+    Han Hu, ... et al. 2023."): sentences inside a bibliography of `document_text` (which
+    their offsets point into) or citing arXiv, proceedings or a DOI. When nothing is
+    left, the sentences are returned as they were.
     """
     spans = bibliography(document_text) if document_text else []
 
