@@ -201,6 +201,9 @@ class ExtractiveEngine:
         if not asks_for_a_figure and not _MEASURE.search(question):
             # "DPR | 78.4 | 79.4 | ..." holds the name asked about, and says nothing of it
             candidates = [c for c in candidates if not _numeric_row(c[1])] or candidates
+        # "이 문서는 한글이 만들어진 배경과 ... 정리한 자료이다." names the question's terms
+        # while saying only what the document is about
+        candidates = [c for c in candidates if not _ABOUT_THE_DOCUMENT.match(c[1])] or candidates
         candidates.sort(key=lambda c: -c[0])
         seen: set[str] = set()
         picked: list[tuple[float, str, Grade, tuple[int, str]]] = []
@@ -397,6 +400,15 @@ def _figures(text: str) -> set[str]:
     without giving any figure.
     """
     return {m.group(1) for m in _NUMBER.finditer(text) if not m.group(2)}
+
+
+_ABOUT_THE_DOCUMENT = re.compile(
+    r"(this|the present)\s+(document|article|paper|report|brief|study|chapter|manual)\s+"
+    r"(describes|presents|introduces|summari[sz]es|explains|covers|discusses|reviews|is)\b|"
+    r"(이|본)\s*(문서|글|논문|보고서|자료|장)(는|은|에서는)\s|본고(는|에서는)\s",
+    re.IGNORECASE,
+)
+"""A sentence about the document itself ("This document describes ...", "이 문서는 ...")."""
 
 
 def _numeric_row(text: str) -> bool:

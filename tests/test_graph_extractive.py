@@ -44,6 +44,16 @@ def test_korean_question_cites_the_right_page(graph, samples_index: DocumentInde
     assert f'"{first["evidence"]}" [p. 1]' in out["answer"]
 
 
+def test_the_readme_question_quotes_no_sentence_about_the_document(
+    graph, samples_index: DocumentIndex
+) -> None:
+    # Its third quote was "이 문서는 한글이 만들어진 배경과 ... 정리한 자료이다.": it holds
+    # the question's words and says only what the document is about.
+    out = ask(graph, samples_index, "한글은 언제 누가 만들었나요?", documents=["hangul-ko.pdf"])
+    assert out["route"] == "answer" and "1443년" in out["citations"][0]["evidence"]
+    assert not any(c["evidence"].startswith("이 문서는") for c in out["citations"])
+
+
 def test_sentence_on_page_two_cites_page_two(graph, samples_index: DocumentIndex) -> None:
     out = ask(graph, samples_index, "유니코드에는 현대 한글 음절이 몇 자 들어 있나?")
     first = out["citations"][0]
