@@ -23,21 +23,6 @@ Grading = Literal["auto", "each", "batch"]
 SERVER_VARIABLE = "ADAPTSUM_SERVER"
 """Set (to 1) by `langgraph.json`'s env: the graph then runs for remote callers."""
 
-OPERATOR_SETTINGS = (
-    "data_dir",
-    "embeddings_base_url",
-    "chat_base_url",
-    "database_url",
-    "catalog_url",
-    "checkpoint_url",
-    "chroma_url",
-    "chunk_size",
-    "chunk_overlap",
-)
-"""On a server these come from the operator's environment only: a run may not point the
-server's disk or its API keys elsewhere, nor rebuild the index every other run searches
-(a document indexed with other chunk settings replaces its earlier revision)."""
-
 
 def operator_field(default: Any, description: str) -> Any:
     """A field of `OPERATOR_SETTINGS`, whose description says who sets it on a server.
@@ -48,9 +33,10 @@ def operator_field(default: Any, description: str) -> Any:
     return field(
         default=default,
         metadata={
+            "operator": True,
             "description": f"{description} Operator setting: on a server only its "
             "environment sets it (as ADAPTSUM_ and this name in capitals), and a run that sets it "
-            "is refused."
+            "is refused.",
         },
     )
 
@@ -496,3 +482,10 @@ def parse_range(spec: str, name: str = "range") -> tuple[int, int]:
     if not 1 <= low <= high:
         raise ConfigError(f"{name} must satisfy 1 <= A <= B, got {spec!r}")
     return low, high
+
+
+OPERATOR_SETTINGS = tuple(f.name for f in fields(Context) if f.metadata.get("operator"))
+"""On a server these come from the operator's environment only: a run may not point the
+server's disk or its API keys elsewhere, nor rebuild the index every other run searches
+(a document indexed with other chunk settings replaces its earlier revision). They are
+the fields declared with `operator_field`."""
