@@ -283,7 +283,7 @@ def _choose(state: State, ctx: Context, tokens: int, chunks: int) -> tuple[str, 
         whose = (
             f"the {tokens} tokens of pages {state.pages}"
             if state.pages
-            else (f"the document's {tokens} tokens")
+            else f"the document's {tokens} tokens"
         )
         return "stuff", f"{whose} fit the {ctx.stuff_budget}-token budget"
     if _NARRATIVE.search(state.request) and chunks <= ctx.refine_max_chunks:

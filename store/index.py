@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptsum.errors import AdaptsumError, ConfigError, EmbeddingsMismatchError
 from adaptsum.ingest.files import check_pdf_file, read_pdf_bytes
+from adaptsum.ingest.ocr import OCR_VERSION
 from adaptsum.ingest.pages import PageRange
 from adaptsum.ingest.terms import Translations, korean_words, neutral_terms
 from adaptsum.state.context import Context, on_server
@@ -211,10 +212,8 @@ class DocumentIndex:
         And the OCR's version: a scanned page read better is a new text, which an index
         built from the old one would keep until something else changed.
         """
-        from adaptsum.ingest.ocr import OCR_VERSION
-
-        key = f"{sha256}:{self.ctx.chunk_size}:{self.ctx.chunk_overlap}:{SPLITTER_VERSION}"
-        key += f":ocr{OCR_VERSION}"
+        ctx = self.ctx
+        key = f"{sha256}:{ctx.chunk_size}:{ctx.chunk_overlap}:{SPLITTER_VERSION}:ocr{OCR_VERSION}"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     # -- indexing ------------------------------------------------------------------
